@@ -1,0 +1,120 @@
+/**
+ * The process-level runner: flags, the about text, stdin and environment, dispatch to a verb, and the
+ * rule that every failure becomes a CNI error object on stdout with exit 1 and never a stack trace.
+ * Modules a verb does not need are imported lazily: VERSION loads neither zod nor libnl.
+ * @module
+ */
+
+import { BUILD_INFO } from "./build_info.ts";
+import { errorObject, toCniError } from "./errors.ts";
+import { parseEnvironment } from "./env.ts";
+import { readStdin } from "./stdin.ts";
+import { isSupportedVersion, LATEST_VERSION, SUPPORTED_VERSIONS } from "./version.ts";
+import type { LinkDriver } from "./driver.ts";
+
+/** What an entry point supplies: the link driver, loaded only by verbs that touch the kernel. */
+export interface PluginWiring {
+  loadDriver: () => Promise<LinkDriver>;
+}
+
+const encoder = new TextEncoder();
+
+function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): void {
+  const bytes = encoder.encode(text);
+  for (let off = 0; off < bytes.length;) off += stream.writeSync(bytes.subarray(off));
+}
+
+/** The `--version` line. */
+export function versionLine(): string {
+  return `ipoib-cni version:${BUILD_INFO.version}, commit:${BUILD_INFO.commit}, date:${BUILD_INFO.date}`;
+}
+
+/** The one-line about text printed to stderr when CNI_COMMAND is unset. */
+export function aboutText(): string {
+  return `CNI ipoib plugin ${BUILD_INFO.version}: IP over InfiniBand child interfaces for pods; ` +
+    `CNI protocol versions supported: ${SUPPORTED_VERSIONS.join(", ")}`;
+}
+
+const HELP = `Usage: ipoib [--version | --help]
+
+A CNI plugin: run by a container runtime with CNI_COMMAND and the other CNI_* variables
+in its environment and the network configuration on stdin (CNI spec 1.1.0).
+
+Options:
+  -v, --version   print version, commit and build date
+  -h, --help      print this help
+`;
+
+/** Handles command-line flags; returns an exit code, or null when there were none. */
+async function handleFlags(args: string[]): Promise<number | null> {
+  if (args.length === 0) return null;
+  const { parseArgs } = await import("@std/cli");
+  const flags = parseArgs(args, { boolean: ["version", "help"], alias: { v: "version", h: "help" } });
+  const unknown = Object.keys(flags).filter((k) => !["_", "version", "help", "v", "h"].includes(k));
+  if (flags.help) {
+    writeAll(Deno.stdout, HELP);
+    return 0;
+  }
+  if (flags.version) {
+    writeAll(Deno.stdout, versionLine() + "\n");
+    return 0;
+  }
+  writeAll(Deno.stderr, `ipoib: unknown arguments ${[...unknown, ...flags._].join(" ")}\n${HELP}`);
+  return 2;
+}
+
+/** The cniVersion named by a stdin config, when it is one this plugin supports. */
+function versionIn(text: string): string | null {
+  try {
+    const v = JSON.parse(text)?.cniVersion;
+    return isSupportedVersion(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Runs one plugin invocation as a runtime makes it and returns the exit code.
+ * Output goes to stdout (result or error object); diagnostics to stderr.
+ */
+export async function runPlugin(
+  args: string[],
+  environ: Record<string, string>,
+  wiring: PluginWiring,
+): Promise<number> {
+  let errorVersion: string = LATEST_VERSION;
+  try {
+    const flagExit = await handleFlags(args);
+    if (flagExit !== null) return flagExit;
+    if (!environ.CNI_COMMAND) {
+      writeAll(Deno.stderr, aboutText() + "\n");
+      return 0;
+    }
+    const stdin = readStdin();
+    const text = new TextDecoder().decode(stdin);
+    errorVersion = versionIn(text) ?? LATEST_VERSION;
+    const env = parseEnvironment(environ);
+    if (env.command === "VERSION") {
+      let requested: unknown;
+      try {
+        requested = text.trim() === "" ? undefined : JSON.parse(text)?.cniVersion;
+      } catch {
+        requested = undefined;
+      }
+      const cniVersion = typeof requested === "string" && /^\d+\.\d+\.\d+$/.test(requested)
+        ? requested
+        : LATEST_VERSION;
+      writeAll(Deno.stdout, JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS }) + "\n");
+      return 0;
+    }
+    const { runVerb } = await import("./plugin.ts");
+    const output = await runVerb({ env, environ, stdin, text, loadDriver: wiring.loadDriver });
+    if (output !== null) writeAll(Deno.stdout, JSON.stringify(output) + "\n");
+    return 0;
+  } catch (e) {
+    const err = toCniError(e);
+    writeAll(Deno.stdout, JSON.stringify(errorObject(err, errorVersion)) + "\n");
+    writeAll(Deno.stderr, `ipoib: ${err.message}${err.details ? `: ${err.details}` : ""}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * The link driver: the one kernel step that is specific to IPoIB (checking the master and sending the
+ * create request) behind a small interface, so the same verbs run on a stand-in child kind in tests.
+ * @module
+ */
+
+import type { LinkInfo, Netlink } from "../ffi/netlink.ts";
+import type { NetConf } from "./config.ts";
+
+/** The settings a child link is created with. */
+export interface ChildSpec {
+  /** Partition key without the membership bit, when the child kind has one. */
+  pkey?: number;
+  /** 0 datagram, 1 connected, when the child kind has one. */
+  mode?: 0 | 1;
+  /** Whether user-space multicast is allowed on the child. */
+  umcast?: boolean;
+}
+
+/** What the verbs need from a child link kind. */
+export interface LinkDriver {
+  /** What the master must be, for messages: "an IPoIB interface". */
+  readonly masterKind: string;
+  /**
+   * Checks that `master` (looked up in the host namespace) can parent a child and derives the child's
+   * settings from it and the config. Throws a CniError that names the master and what it is.
+   */
+  inspectMaster(master: LinkInfo, conf: NetConf): ChildSpec;
+  /** Creates a child of `master` named `name` in the current namespace. */
+  createChild(nl: Netlink, name: string, master: LinkInfo, spec: ChildSpec): void;
+  /** Why `link`, seen from the pod namespace, is not a child of `master` with `spec`, or null when it is. */
+  childProblem(nl: Netlink, link: LinkInfo, master: LinkInfo, spec: ChildSpec): string | null;
+}

@@ -1,0 +1,86 @@
+/**
+ * The optional per-run log: every step with its outcome and time, for operators diagnosing a node.
+ * Logging never breaks the plugin: a log file that cannot be written is dropped silently.
+ * @module
+ */
+
+import { causeChain } from "./errors.ts";
+
+/** Log levels, least to most verbose. */
+export type LogLevel = "error" | "info" | "debug";
+
+const RANK: Record<LogLevel, number> = { error: 0, info: 1, debug: 2 };
+
+/** Where one run's log lines go. */
+export class Logger {
+  #file: string | undefined;
+  #level: number;
+  #prefix: string;
+
+  /**
+   * @param file absolute path of the log file, or undefined for none
+   * @param level the most verbose level written to the file
+   * @param context identifies the run in every line: verb, container id, netns, ifname
+   */
+  constructor(file: string | undefined, level: LogLevel, context: string) {
+    this.#file = file;
+    this.#level = RANK[level];
+    this.#prefix = context;
+  }
+
+  /** A logger that writes nothing (before the config is read). */
+  static none(): Logger {
+    return new Logger(undefined, "error", "");
+  }
+
+  #write(level: LogLevel, text: string): void {
+    if (this.#file === undefined || RANK[level] > this.#level) return;
+    const line = `${new Date().toISOString()} ${level.toUpperCase()} [${Deno.pid}] ${this.#prefix} ${text}\n`;
+    try {
+      Deno.writeTextFileSync(this.#file, line, { append: true, create: true, mode: 0o600 });
+    } catch {
+      this.#file = undefined; // unwritable: stop trying, the run goes on
+    }
+  }
+
+  /** Logs a failure with its whole cause chain. */
+  error(text: string, cause?: unknown): void {
+    this.#write("error", cause === undefined ? text : `${text}: ${causeChain(cause)}`);
+  }
+
+  /** Logs a step or an outcome. */
+  info(text: string): void {
+    this.#write("info", text);
+  }
+
+  /** Logs detail useful only when debugging. */
+  debug(text: string): void {
+    this.#write("debug", text);
+  }
+
+  /** Runs one named step, logging its outcome and duration. */
+  step<T>(name: string, fn: () => T): T {
+    const start = performance.now();
+    try {
+      const value = fn();
+      this.info(`${name}: ok (${(performance.now() - start).toFixed(1)} ms)`);
+      return value;
+    } catch (e) {
+      this.error(`${name}: failed (${(performance.now() - start).toFixed(1)} ms)`, e);
+      throw e;
+    }
+  }
+
+  /** Like {@link step}, for a step that awaits. */
+  async stepAsync<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const start = performance.now();
+    try {
+      const value = await fn();
+      this.info(`${name}: ok (${(performance.now() - start).toFixed(1)} ms)`);
+      return value;
+    } catch (e) {
+      this.error(`${name}: failed (${(performance.now() - start).toFixed(1)} ms)`, e);
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,341 @@
+/**
+ * The plugin's verbs: ADD, DEL, CHECK, GC and STATUS. Each reads top to bottom as the steps it performs;
+ * the cleanup of a step sits next to it, so a failure at any point leaves no link and no IPAM lease.
+ * @module
+ */
+
+import { Netlink } from "../ffi/netlink.ts";
+import { closeNetns, openNetns, withNetns, writeSysctl } from "../ffi/netns.ts";
+import { decodeJson, type NetConf, parseNetConf } from "./config.ts";
+import type { ChildSpec, LinkDriver } from "./driver.ts";
+import type { CniEnv } from "./env.ts";
+import { CniError, ErrorCode } from "./errors.ts";
+import { Ipam, validateCniPath } from "./ipam.ts";
+import { Logger } from "./log.ts";
+import { formatResult, parseResult, type Result } from "./result.ts";
+import { applyIpConfig, checkIpConfig } from "./ipconfig.ts";
+import { requireVersion } from "./version.ts";
+
+/** Everything one verb needs from the invocation. */
+export interface Invocation {
+  env: CniEnv;
+  environ: Record<string, string>;
+  stdin: Uint8Array;
+  text: string;
+  loadDriver: () => Promise<LinkDriver>;
+}
+
+interface Context {
+  env: CniEnv;
+  conf: NetConf;
+  driver: LinkDriver;
+  log: Logger;
+  ipam: Ipam | null;
+}
+
+/** Decodes the config, sets up the log, and runs the verb; returns what to print (null for nothing). */
+export async function runVerb(inv: Invocation): Promise<unknown> {
+  const conf = parseNetConf(decodeJson(inv.text));
+  const { env } = inv;
+  const log = new Logger(
+    conf.logFile,
+    conf.logLevel,
+    `${env.command} container=${env.containerId || "-"} netns=${env.netns || "-"} ifname=${
+      env.ifname || "-"
+    }`,
+  );
+  const start = performance.now();
+  try {
+    validateCniPath(env.path);
+    const driver = await inv.loadDriver();
+    const ipam = conf.ipamType === null
+      ? null
+      : new Ipam(conf.ipamType, env.path, inv.environ, inv.stdin, conf.ipamTimeoutSeconds);
+    const ctx: Context = { env, conf, driver, log, ipam };
+    const verbs = { ADD: cmdAdd, DEL: cmdDel, CHECK: cmdCheck, GC: cmdGc, STATUS: cmdStatus } as const;
+    const output = await verbs[env.command as keyof typeof verbs](ctx);
+    log.info(`${env.command}: done (${(performance.now() - start).toFixed(1)} ms)`);
+    return output;
+  } catch (e) {
+    log.error(`${env.command}: failed (${(performance.now() - start).toFixed(1)} ms)`, e);
+    throw e;
+  }
+}
+
+/** Runs `fn` with a netlink socket of the current namespace, always closing it. */
+function withNetlink<T>(fn: (nl: Netlink) => T): T {
+  const nl = Netlink.open();
+  try {
+    return fn(nl);
+  } finally {
+    nl.close();
+  }
+}
+
+/** The master link from the host namespace, checked by the driver; throws when missing or unusable. */
+function lookupMaster(ctx: Context) {
+  const master = withNetlink((nl) => nl.getLink(ctx.conf.master));
+  if (master === null) {
+    throw new CniError(
+      ErrorCode.InvalidNetworkConfig,
+      `master "${ctx.conf.master}" not found`,
+      `no such interface in the host network namespace; it must be ${ctx.driver.masterKind}`,
+    );
+  }
+  const spec = ctx.driver.inspectMaster(master, ctx.conf);
+  return { master, spec };
+}
+
+/** A link name unique across concurrent ADDs, for the moment between create and rename. */
+function temporaryName(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  return "ipo" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Deletes a link by name in the current namespace when it exists. */
+function deleteLinkNamed(name: string): void {
+  withNetlink((nl) => {
+    const link = nl.getLink(name);
+    if (link !== null) nl.deleteLink(link.index);
+  });
+}
+
+async function cmdAdd(ctx: Context): Promise<unknown> {
+  const { env, conf, driver, log } = ctx;
+  const nsFd = log.step("open netns", () => openNetns(env.netns));
+  try {
+    const { master, spec } = log.step("inspect master", () => lookupMaster(ctx));
+    const mtu = conf.mtu ?? master.mtu;
+    if (mtu > master.mtu) {
+      throw new CniError(
+        ErrorCode.InvalidNetworkConfig,
+        `mtu ${mtu} exceeds the MTU ${master.mtu} of master "${master.name}"`,
+      );
+    }
+
+    // Created under a temporary name in the host namespace, then moved: CNI_IFNAME may exist on the host.
+    const tmpName = temporaryName();
+    log.step(
+      `create child ${tmpName}`,
+      () => withNetlink((nl) => driver.createChild(nl, tmpName, master, spec)),
+    );
+    let childIn: "host" | "pod" = "host";
+    let childName = tmpName;
+    const removeChild = () => {
+      try {
+        if (childIn === "host") deleteLinkNamed(childName);
+        else withNetns(nsFd, () => deleteLinkNamed(childName));
+      } catch (e) {
+        log.error(`cleanup: delete link ${childName}`, e);
+      }
+    };
+    try {
+      log.step("move to netns", () =>
+        withNetlink((nl) => {
+          const link = nl.getLink(tmpName);
+          if (link === null) {
+            throw new CniError(ErrorCode.KernelFailure, `link ${tmpName} vanished after create`);
+          }
+          nl.moveToNetns(link.index, nsFd);
+        }));
+      childIn = "pod";
+      const iface = log.step("configure link", () =>
+        withNetns(nsFd, () =>
+          withNetlink((nl) => {
+            if (nl.getLink(env.ifname) !== null) {
+              throw new CniError(
+                ErrorCode.InvalidEnvironment,
+                `interface "${env.ifname}" already exists in ${env.netns}`,
+                "CNI_IFNAME must be unique within the container's network namespace",
+              );
+            }
+            const link = nl.getLink(tmpName)!;
+            writeLinkSysctls(tmpName);
+            nl.setLink(link.index, { name: env.ifname, mtu });
+            childName = env.ifname;
+            nl.setLink(link.index, { up: true });
+            return nl.getLink(link.index)!;
+          })));
+
+      let result: Result = { interfaces: [], ips: [], routes: [], dns: {} };
+      if (ctx.ipam !== null) {
+        const ipam = ctx.ipam;
+        try {
+          // A plugin that failed or was killed part-way may still hold a lease: DEL is always safe to repeat.
+          result = parseResult(
+            await log.stepAsync("ipam add", () => ipam.exec("ADD")),
+            `IPAM plugin "${ipam.type}" result`,
+          );
+          if (result.ips.length === 0) {
+            throw new CniError(ErrorCode.IpamFailure, `IPAM plugin "${ipam.type}" returned no IP addresses`);
+          }
+          log.step(
+            "apply addresses and routes",
+            () => withNetns(nsFd, () => applyIpConfig(env.ifname, result)),
+          );
+        } catch (e) {
+          await log.stepAsync("cleanup: ipam del", () => ipam.exec("DEL")).catch(() => {});
+          throw e;
+        }
+      }
+      return formatResult(
+        {
+          interfaces: [{ name: env.ifname, mac: iface.hwaddr, mtu: iface.mtu, sandbox: env.netns }],
+          ips: result.ips.map((ip) => ({ ...ip, interface: 0 })),
+          routes: result.routes,
+          dns: conf.dns ?? result.dns,
+        },
+        conf.cniVersion,
+      );
+    } catch (e) {
+      removeChild();
+      throw e;
+    }
+  } finally {
+    closeNetns(nsFd);
+  }
+}
+
+/** proxy_arp and arp_notify on the child, before it gets addresses (arp_notify sends gratuitous ARP then). */
+function writeLinkSysctls(ifname: string): void {
+  writeSysctlChecked(`net/ipv4/conf/${ifname}/proxy_arp`, "1");
+  writeSysctlChecked(`net/ipv4/conf/${ifname}/arp_notify`, "1");
+}
+
+function writeSysctlChecked(key: string, value: string): void {
+  try {
+    writeSysctl(key, value);
+  } catch (e) {
+    throw new CniError(ErrorCode.IoFailure, `cannot set ${key.replaceAll("/", ".")} = ${value}`, String(e), {
+      cause: e,
+    });
+  }
+}
+
+async function cmdDel(ctx: Context): Promise<null> {
+  const { env, log } = ctx;
+  if (ctx.ipam !== null) {
+    const ipam = ctx.ipam;
+    await log.stepAsync("ipam del", () => ipam.exec("DEL"));
+  }
+  if (env.netns === "") return null;
+  let nsFd: number;
+  try {
+    nsFd = openNetns(env.netns);
+  } catch (e) {
+    if (e instanceof CniError && e.code === ErrorCode.InvalidNetns && netnsIsGone(env.netns)) return null;
+    throw e;
+  }
+  try {
+    log.step("delete link", () => withNetns(nsFd, () => deleteLinkNamed(env.ifname)));
+  } finally {
+    closeNetns(nsFd);
+  }
+  return null;
+}
+
+/** True when the namespace path no longer exists (the runtime already tore the sandbox down). */
+function netnsIsGone(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return false;
+  } catch (e) {
+    return e instanceof Deno.errors.NotFound;
+  }
+}
+
+async function cmdCheck(ctx: Context): Promise<null> {
+  const { env, conf, log } = ctx;
+  requireVersion(conf.cniVersion, "0.4.0", "CHECK");
+  if (conf.prevResult === undefined) {
+    throw new CniError(
+      ErrorCode.InvalidNetworkConfig,
+      'CHECK needs "prevResult" in the network configuration',
+    );
+  }
+  const prev = parseResult({ cniVersion: conf.cniVersion, ...conf.prevResult }, "prevResult");
+  if (ctx.ipam !== null) {
+    const ipam = ctx.ipam;
+    await log.stepAsync("ipam check", () => ipam.exec("CHECK"));
+  }
+  const { master, spec } = lookupMaster(ctx);
+  const nsFd = openNetns(env.netns);
+  try {
+    withNetns(nsFd, () => withNetlink((nl) => checkInterface(nl, ctx, prev, master, spec)));
+  } finally {
+    closeNetns(nsFd);
+  }
+  return null;
+}
+
+function checkInterface(
+  nl: Netlink,
+  ctx: Context,
+  prev: Result,
+  master: ReturnType<typeof lookupMaster>["master"],
+  spec: ChildSpec,
+): void {
+  const { env, conf, driver } = ctx;
+  const fail = (msg: string) => {
+    throw new CniError(
+      ErrorCode.CheckFailed,
+      `CHECK: ${msg}`,
+      `container ${env.containerId}, netns ${env.netns}`,
+    );
+  };
+  const link = nl.getLink(env.ifname);
+  if (link === null) return fail(`interface "${env.ifname}" not found`);
+  const problem = driver.childProblem(nl, link, master, spec);
+  if (problem !== null) fail(`interface "${env.ifname}" ${problem}`);
+  const mtu = conf.mtu ?? master.mtu;
+  if (link.mtu !== mtu) fail(`interface "${env.ifname}" has MTU ${link.mtu}, expected ${mtu}`);
+  if (!link.up) fail(`interface "${env.ifname}" is down`);
+  const ifIndex = prev.interfaces.findIndex((i) => i.name === env.ifname && i.sandbox !== undefined);
+  const recorded = prev.interfaces[ifIndex];
+  if (recorded === undefined) fail(`prevResult has no interface "${env.ifname}" in a sandbox`);
+  if (recorded?.mac && recorded.mac.toLowerCase() !== link.hwaddr.toLowerCase()) {
+    fail(`interface "${env.ifname}" has hardware address ${link.hwaddr}, prevResult says ${recorded.mac}`);
+  }
+  const problemIp = checkIpConfig(nl, link.index, {
+    ...prev,
+    ips: prev.ips.filter((ip) => ip.interface === undefined || ip.interface === ifIndex),
+  });
+  if (problemIp !== null) fail(problemIp);
+}
+
+async function cmdGc(ctx: Context): Promise<null> {
+  requireVersion(ctx.conf.cniVersion, "1.1.0", "GC");
+  // Every link this plugin makes lives in a pod namespace and goes with it: only IPAM holds state to collect.
+  await forwardIfSupported(ctx, "GC");
+  return null;
+}
+
+async function cmdStatus(ctx: Context): Promise<null> {
+  requireVersion(ctx.conf.cniVersion, "1.1.0", "STATUS");
+  try {
+    const { master } = lookupMaster(ctx);
+    if (!master.up) throw new CniError(ErrorCode.PluginNotAvailable, `master "${master.name}" is down`);
+  } catch (e) {
+    if (e instanceof CniError && e.code === ErrorCode.PluginNotAvailable) throw e;
+    const why = e instanceof Error ? e.message : String(e);
+    throw new CniError(
+      ErrorCode.PluginNotAvailable,
+      `plugin not available: ${why}`,
+      e instanceof CniError ? e.details : "",
+    );
+  }
+  await forwardIfSupported(ctx, "STATUS");
+  return null;
+}
+
+/** GC and STATUS exist since 1.1.0: an IPAM plugin built before that is not asked (as libcni does). */
+async function forwardIfSupported(ctx: Context, verb: "GC" | "STATUS"): Promise<void> {
+  if (ctx.ipam === null) return;
+  const ipam = ctx.ipam;
+  const versions = await ipam.supportedVersions();
+  if (!versions.includes("1.1.0")) {
+    ctx.log.info(`${verb}: IPAM plugin "${ipam.type}" predates CNI 1.1.0, not forwarded`);
+    return;
+  }
+  await ctx.log.stepAsync(`ipam ${verb.toLowerCase()}`, () => ipam.exec(verb));
+}

@@ -1,0 +1,38 @@
+/**
+ * The test stand-in link driver: a macvlan child of a veth master. This machine's kernel has no
+ * InfiniBand, so the verbs are exercised on a child kind it can create; the IPoIB request itself is
+ * verified at the message level. Like IPoIB, the child is created in the host namespace and then moved.
+ * @module
+ */
+
+import type { LinkInfo, Netlink } from "../../ffi/netlink.ts";
+import type { ChildSpec, LinkDriver } from "../../lib/driver.ts";
+import { CniError, ErrorCode } from "../../lib/errors.ts";
+
+/** Creates macvlan (bridge mode) children of a veth master. */
+export const standinDriver: LinkDriver = {
+  masterKind: "a veth interface (test stand-in for IPoIB)",
+
+  inspectMaster(master: LinkInfo): ChildSpec {
+    if (master.kind !== "veth") {
+      throw new CniError(
+        ErrorCode.InvalidNetworkConfig,
+        `master "${master.name}" is not a veth interface (test stand-in for IPoIB)`,
+        `it is ${master.kind ? `a ${master.kind} link` : "a device"} with ARP type ${master.arpType}`,
+      );
+    }
+    return {};
+  },
+
+  createChild(nl: Netlink, name: string, master: LinkInfo): void {
+    nl.createMacvlan({ name, parentIndex: master.index, mode: "bridge" });
+  },
+
+  childProblem(_nl: Netlink, link: LinkInfo, master: LinkInfo): string | null {
+    if (link.kind !== "macvlan") {
+      return `is ${link.kind ? `a ${link.kind} link` : "not a typed link"}, not a macvlan child`;
+    }
+    if (link.parentIndex !== master.index) return `is not a child of master "${master.name}"`;
+    return null;
+  },
+};
