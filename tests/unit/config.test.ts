@@ -1,0 +1,137 @@
+import { assertEquals, assertThrows } from "@std/assert";
+import { decodeJson, parseNetConf, requestedVersion } from "../../lib/config.ts";
+import { CniError } from "../../lib/errors.ts";
+
+const base = {
+  cniVersion: "1.0.0",
+  name: "ib-net",
+  type: "ipoib",
+  master: "ib0",
+  ipam: { type: "host-local", subnet: "10.56.0.0/16" },
+};
+
+function failure(value: unknown): CniError {
+  return assertThrows(() => parseNetConf(value), CniError) as CniError;
+}
+
+Deno.test("parseNetConf accepts a minimal config and fills defaults", () => {
+  const c = parseNetConf(base);
+  assertEquals(c.cniVersion, "1.0.0");
+  assertEquals(c.master, "ib0");
+  assertEquals(c.ipamType, "host-local");
+  assertEquals(c.mtu, undefined);
+  assertEquals(c.pkey, undefined);
+  assertEquals(c.logLevel, "error");
+  assertEquals(c.ipamTimeoutSeconds, 30);
+});
+
+Deno.test("parseNetConf treats a missing cniVersion as 0.1.0", () => {
+  const { cniVersion: _, ...rest } = base;
+  assertEquals(parseNetConf(rest).cniVersion, "0.1.0");
+});
+
+Deno.test("parseNetConf keeps unknown fields in raw", () => {
+  const c = parseNetConf({ ...base, vendorThing: { a: 1 }, ipam: { ...base.ipam, extra: [1, 2] } });
+  assertEquals(c.raw.vendorThing, { a: 1 });
+  assertEquals((c.raw.ipam as Record<string, unknown>).extra, [1, 2]);
+});
+
+Deno.test("parseNetConf reads an empty ipam as layer 2 only", () => {
+  assertEquals(parseNetConf({ ...base, ipam: {} }).ipamType, null);
+});
+
+Deno.test("parseNetConf refuses an unsupported cniVersion with code 1", () => {
+  for (const v of ["2.0.0", "0.5.0", "1.1", 1]) {
+    const e = failure({ ...base, cniVersion: v });
+    assertEquals(e.code, 1);
+    assertEquals(e.message, `cniVersion ${JSON.stringify(v)} is not supported`);
+  }
+});
+
+Deno.test("parseNetConf names missing required fields with code 7", () => {
+  for (const field of ["name", "type", "master", "ipam"]) {
+    const conf: Record<string, unknown> = { ...base };
+    delete conf[field];
+    const e = failure(conf);
+    assertEquals(e.code, 7);
+    assertEquals(e.message, `invalid network configuration: field "${field}" is missing`);
+  }
+});
+
+Deno.test("parseNetConf names the field and the bad value", () => {
+  const e = failure({ ...base, master: "ib/0" });
+  assertEquals(e.code, 7);
+  assertEquals(e.message.startsWith('invalid network configuration: field "master" "ib/0"'), true);
+  const m = failure({ ...base, mtu: 1500.5 });
+  assertEquals(m.message.startsWith('invalid network configuration: field "mtu" 1500.5'), true);
+  assertEquals(failure({ ...base, mtu: "1500" }).code, 7);
+  assertEquals(failure({ ...base, mtu: 20 }).code, 7);
+  assertEquals(failure({ ...base, ipam: "host-local" }).code, 7);
+  assertEquals(
+    failure({ ...base, dns: { nameservers: "1.1.1.1" } }).message.includes('"dns.nameservers"'),
+    true,
+  );
+  assertEquals(failure({ ...base, logLevel: "verbose" }).code, 7);
+  assertEquals(failure({ ...base, logFile: "relative.log" }).code, 7);
+});
+
+Deno.test("parseNetConf refuses an IPAM type that is a path", () => {
+  for (const t of ["/usr/bin/host-local", "../host-local", "a/b", ".hidden", "", "host local", "x;rm"]) {
+    const e = failure({ ...base, ipam: { type: t } });
+    assertEquals(e.code, 7, t);
+    assertEquals(e.message.includes('"ipam.type"'), true);
+  }
+});
+
+Deno.test("parseNetConf refuses ipam without a type unless it is empty", () => {
+  const e = failure({ ...base, ipam: { subnet: "10.0.0.0/8" } });
+  assertEquals(e.code, 7);
+  assertEquals(e.message, 'invalid network configuration: field "ipam.type" is missing');
+});
+
+Deno.test("parseNetConf refuses dhcp IPAM with code 2 and says why", () => {
+  const e = failure({ ...base, ipam: { type: "dhcp" } });
+  assertEquals(e.code, 2);
+  assertEquals(e.message, 'field "ipam.type" "dhcp" is not supported');
+});
+
+Deno.test("parseNetConf reads partition keys in every accepted spelling", () => {
+  const cases: [unknown, number][] = [
+    [0x8001, 1],
+    [1, 1],
+    ["0x8001", 1],
+    ["0X7FFF", 0x7fff],
+    ["0x0002", 2],
+    ["32770", 2],
+    [0xffff, 0x7fff],
+  ];
+  for (const [given, key] of cases) {
+    assertEquals(parseNetConf({ ...base, pkey: given }).pkey, key, String(given));
+  }
+});
+
+Deno.test("parseNetConf refuses invalid partition keys", () => {
+  for (const bad of [0, 0x8000, "0x8000", "0x0", -1, 0x10000, "0x10000", "abc", 1.5, true, null]) {
+    const e = failure({ ...base, pkey: bad });
+    assertEquals(e.code, 7, String(bad));
+    assertEquals(e.message.includes('field "pkey"'), true);
+  }
+});
+
+Deno.test("parseNetConf refuses a config that is not an object", () => {
+  for (const v of [null, [], "x", 3]) assertEquals(failure(v).code, 7);
+});
+
+Deno.test("decodeJson gives code 6 for undecodable content", () => {
+  for (const text of ["", "{", "{'a':1}", "\u0000"]) {
+    const e = assertThrows(() => decodeJson(text), CniError) as CniError;
+    assertEquals(e.code, 6);
+  }
+  assertEquals(decodeJson('{"a":1}'), { a: 1 });
+});
+
+Deno.test("requestedVersion reports the config's version when supported, else the latest", () => {
+  assertEquals(requestedVersion({ cniVersion: "0.3.1" }), "0.3.1");
+  assertEquals(requestedVersion({ cniVersion: "9.9.9" }), "1.1.0");
+  assertEquals(requestedVersion("junk"), "1.1.0");
+});
