@@ -59,7 +59,8 @@ async function handleFlags(args: string[]): Promise<number | null> {
     writeAll(Deno.stdout, versionLine() + "\n");
     return 0;
   }
-  writeAll(Deno.stderr, `ipoib: unknown arguments ${[...unknown, ...flags._].join(" ")}\n${HELP}`);
+  const given = [...unknown.map((k) => (k.length === 1 ? `-${k}` : `--${k}`)), ...flags._];
+  writeAll(Deno.stderr, `ipoib: unknown arguments ${given.join(" ")}\n${HELP}`);
   return 2;
 }
 

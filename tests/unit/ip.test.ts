@@ -1,15 +1,29 @@
 import { assertEquals } from "@std/assert";
 import { canonicalCidr, canonicalIp, ipFamily } from "../../lib/ip.ts";
 
-Deno.test("canonicalIp spells equal IPv6 addresses the same", () => {
-  assertEquals(canonicalIp("fd00::5"), "fd00:0000:0000:0000:0000:0000:0000:0005");
-  assertEquals(canonicalIp("FD00:0:0:0:0:0:0:5"), canonicalIp("fd00::5"));
-  assertEquals(canonicalIp("::"), "0000:0000:0000:0000:0000:0000:0000:0000");
-  assertEquals(canonicalIp("::ffff:10.0.0.1"), "0000:0000:0000:0000:0000:ffff:0a00:0001");
+Deno.test("canonicalIp spells equal IPv6 addresses the same (RFC 5952)", () => {
+  assertEquals(canonicalIp("fd00::5"), "fd00::5");
+  assertEquals(canonicalIp("FD00:0:0:0:0:0:0:5"), "fd00::5");
+  assertEquals(canonicalIp("fd00:0000:0000:0000:0000:0000:0000:0005"), "fd00::5");
+  assertEquals(canonicalIp("::"), "::");
+  assertEquals(canonicalIp("::ffff:10.0.0.1"), "::ffff:10.0.0.1");
+  assertEquals(canonicalIp("2001:db8:0:0:1:0:0:1"), "2001:db8::1:0:0:1");
 });
 
 Deno.test("canonicalIp refuses malformed addresses", () => {
-  for (const bad of ["1.2.3", "256.1.1.1", "fd00:::1", "1::2::3", "g::1", "1:2:3:4:5:6:7:8:9", "", "abc"]) {
+  for (
+    const bad of [
+      "1.2.3",
+      "256.1.1.1",
+      "010.0.0.1",
+      "fd00:::1",
+      "1::2::3",
+      "g::1",
+      "1:2:3:4:5:6:7:8:9",
+      "",
+      "abc",
+    ]
+  ) {
     assertEquals(canonicalIp(bad), null, bad);
   }
 });
@@ -17,10 +31,10 @@ Deno.test("canonicalIp refuses malformed addresses", () => {
 Deno.test("canonicalCidr checks the prefix length per family", () => {
   assertEquals(canonicalCidr("10.0.0.1/24"), "10.0.0.1/24");
   assertEquals(canonicalCidr("10.0.0.1/33"), null);
-  assertEquals(canonicalCidr("fd00::1/128"), "fd00:0000:0000:0000:0000:0000:0000:0001/128");
+  assertEquals(canonicalCidr("FD00::1/128"), "fd00::1/128");
   assertEquals(canonicalCidr("10.0.0.1"), null);
 });
 
-Deno.test("ipFamily tells 4 from 6", () => {
-  assertEquals([ipFamily("10.0.0.0/8"), ipFamily("::/0"), ipFamily("x")], [4, 6, 0]);
+Deno.test("ipFamily tells 4 from 6 for addresses and prefixes", () => {
+  assertEquals([ipFamily("10.0.0.0/8"), ipFamily("::/0"), ipFamily("10.1.1.1"), ipFamily("x")], [4, 6, 4, 0]);
 });
