@@ -1,0 +1,217 @@
+/**
+ * libc over FFI: the few system calls the plugin needs, and typed helpers around them.
+ *
+ * File access goes through libc rather than Deno's fs API because Deno refuses /proc and /sys
+ * without --allow-all, and because a synchronous libc call runs on the JS thread, so procfs
+ * follows that thread's network namespace.
+ * @module
+ */
+
+import { CniError, ErrorCode } from "../lib/errors.ts";
+import { lazyGroup, pick } from "./load.ts";
+
+const LIBC = "libc.so.6";
+const LIBC_HINT = "the C library (glibc) is part of every supported distribution; is this a musl system?";
+
+/** Every libc symbol this project binds, with the C prototype of each parameter. */
+const LIBC_SYMBOLS = {
+  /** int open(const char *path, int flags, mode_t mode) */
+  open: {
+    parameters: ["buffer", /* const char *path */ "i32", /* int flags */ "u32" /* mode_t mode */],
+    result: "i32",
+  },
+  /** int close(int fd) */
+  close: { parameters: ["i32" /* int fd */], result: "i32" },
+  /** ssize_t read(int fd, void *buf, size_t count) */
+  read: {
+    parameters: ["i32", /* int fd */ "buffer", /* void *buf */ "usize" /* size_t count */],
+    result: "isize",
+  },
+  /** ssize_t write(int fd, const void *buf, size_t count) */
+  write: {
+    parameters: ["i32", /* int fd */ "buffer", /* const void *buf */ "usize" /* size_t count */],
+    result: "isize",
+  },
+  /** ssize_t readlink(const char *path, char *buf, size_t size) */
+  readlink: {
+    parameters: ["buffer", /* const char *path */ "buffer", /* char *buf */ "usize" /* size_t size */],
+    result: "isize",
+  },
+  /** int setns(int fd, int nstype) */
+  setns: { parameters: ["i32", /* int fd */ "i32" /* int nstype */], result: "i32" },
+  /** int ioctl(int fd, unsigned long request, ...): bound without the variadic argument */
+  ioctl: { parameters: ["i32", /* int fd */ "u64" /* unsigned long request */], result: "i32" },
+  /** int setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen) */
+  setsockopt: {
+    parameters: [
+      "i32", /* int fd */
+      "i32", /* int level */
+      "i32", /* int optname */
+      "buffer", /* const void *optval */
+      "u32", /* socklen_t optlen */
+    ],
+    result: "i32",
+  },
+  /** int *__errno_location(void) */
+  __errno_location: { parameters: [], result: "pointer" },
+  /** char *strerror(int errnum) */
+  strerror: { parameters: ["i32" /* int errnum */], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** File access: needed by every helper below. */
+const files = lazyGroup(
+  LIBC,
+  pick(LIBC_SYMBOLS, ["open", "close", "read", "write", "readlink", "__errno_location", "strerror"]),
+  LIBC_HINT,
+);
+/** Namespace and socket calls: only the paths that switch namespaces or tune sockets pay for them. */
+const control = lazyGroup(LIBC, pick(LIBC_SYMBOLS, ["setns", "ioctl", "setsockopt"]), LIBC_HINT);
+
+/** errno values the callers branch on. */
+export const Errno = {
+  EPERM: 1,
+  ENOENT: 2,
+  EBADF: 9,
+  EEXIST: 17,
+  ENODEV: 19,
+  EINVAL: 22,
+  ENOTTY: 25,
+  EOPNOTSUPP: 95,
+} as const;
+
+/** open(2) flags. */
+export const O_RDONLY = 0;
+/** open(2) flags. */
+export const O_WRONLY = 1;
+/** Set on every descriptor so that plugins run as children do not inherit them. */
+export const O_CLOEXEC = 0o2000000;
+
+/** A failed system call: code IoFailure unless a caller maps it to something more precise. */
+export class SystemError extends CniError {
+  /** The errno the call left behind. */
+  readonly errno: number;
+  constructor(what: string, errno: number, code: number = ErrorCode.IoFailure) {
+    super(code, `${what}: ${strerror(errno)}`, `errno ${errno}`);
+    this.name = "SystemError";
+    this.errno = errno;
+  }
+}
+
+let errnoView: Deno.UnsafePointerView | undefined;
+
+/**
+ * The calling thread's errno. Read right after the failing call: the location is per thread,
+ * and every call here runs on the JS thread, so the cached view stays valid.
+ */
+export function errno(): number {
+  if (!errnoView) {
+    const p = files().__errno_location();
+    if (!p) return 0;
+    errnoView = new Deno.UnsafePointerView(p);
+  }
+  return errnoView.getInt32();
+}
+
+/** The C library's text for an errno value, e.g. "Operation not supported". */
+export function strerror(code: number): string {
+  const p = files().strerror(code);
+  return p ? Deno.UnsafePointerView.getCString(p) : `errno ${code}`;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A NUL-terminated copy of `s` for a `const char *` parameter. */
+export function cString(s: string): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(encoder.encode(s).length + 1);
+  encoder.encodeInto(s, bytes);
+  return bytes;
+}
+
+/** open(2); throws SystemError naming the path. */
+export function openFd(path: string, flags: number): number {
+  const fd = files().open(cString(path), flags | O_CLOEXEC, 0);
+  if (fd < 0) throw new SystemError(`open ${path}`, errno());
+  return fd;
+}
+
+/** close(2); errors are ignored because nothing useful can follow a failed close of a read-only fd. */
+export function closeFd(fd: number): void {
+  files().close(fd);
+}
+
+/** Reads a whole (small, procfs/sysfs style) file as text; null when it does not exist. */
+export function readTextFile(path: string): string | null {
+  const c = files();
+  const fd = c.open(cString(path), O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) {
+    const e = errno();
+    if (e === Errno.ENOENT) return null;
+    throw new SystemError(`open ${path}`, e);
+  }
+  try {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const buf = new Uint8Array(4096);
+      const n = Number(c.read(fd, buf, BigInt(buf.length)));
+      if (n < 0) throw new SystemError(`read ${path}`, errno());
+      if (n === 0) break;
+      chunks.push(buf.subarray(0, n));
+      total += n;
+    }
+    const all = new Uint8Array(total);
+    let at = 0;
+    for (const chunk of chunks) {
+      all.set(chunk, at);
+      at += chunk.length;
+    }
+    return decoder.decode(all);
+  } finally {
+    c.close(fd);
+  }
+}
+
+/**
+ * Writes `text` to an existing file in one write(2), as procfs and sysfs expect (they parse
+ * each write on its own). Throws SystemError naming the path.
+ */
+export function writeTextFile(path: string, text: string): void {
+  const c = files();
+  const fd = c.open(cString(path), O_WRONLY | O_CLOEXEC, 0);
+  if (fd < 0) throw new SystemError(`open ${path}`, errno());
+  try {
+    const data = encoder.encode(text);
+    const n = Number(c.write(fd, data, BigInt(data.length)));
+    if (n < 0) throw new SystemError(`write ${path}`, errno());
+    if (n !== data.length) throw new SystemError(`write ${path}: short write`, Errno.EINVAL);
+  } finally {
+    c.close(fd);
+  }
+}
+
+/** readlink(2) as text, e.g. "net:[4026531840]" for a namespace link. */
+export function readLink(path: string): string {
+  const buf = new Uint8Array(4096);
+  const n = Number(files().readlink(cString(path), buf, BigInt(buf.length)));
+  if (n < 0) throw new SystemError(`readlink ${path}`, errno());
+  return decoder.decode(buf.subarray(0, n));
+}
+
+/** setns(2) for the calling (JS) thread; throws SystemError. */
+export function setns(fd: number, nstype: number, what: string): void {
+  if (control().setns(fd, nstype) < 0) throw new SystemError(what, errno());
+}
+
+/** An ioctl(2) that takes no argument; returns its result or -errno. */
+export function ioctlNoArg(fd: number, request: number): number {
+  const r = control().ioctl(fd, BigInt(request));
+  return r < 0 ? -errno() : r;
+}
+
+/** setsockopt(2) with an int value; returns 0 or -errno (callers decide whether it matters). */
+export function setIntSockopt(fd: number, level: number, name: number, value: number): number {
+  const v = new Int32Array([value]);
+  const r = control().setsockopt(fd, level, name, v, 4);
+  return r < 0 ? -errno() : 0;
+}

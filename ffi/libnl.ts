@@ -1,0 +1,539 @@
+/**
+ * libnl-3 and libnl-route-3 (3.x, soname .200) symbol tables and their lazy loaders.
+ *
+ * Each library has one table below. Binding costs about 0.2 ms per symbol, so the tables are
+ * bound in small groups, each by its own `Deno.dlopen` on first use: a plugin run pays only
+ * for the verbs it performs. No symbol is declared `nonblocking`: those run on another thread,
+ * which sits in another network namespace than the JS thread.
+ *
+ * Only ffi/netlink.ts should import this module; everything above it sees typed values.
+ * @module
+ */
+
+import { lazyGroup, pick } from "./load.ts";
+
+const LIBNL = "libnl-3.so.200";
+const LIBNL_ROUTE = "libnl-route-3.so.200";
+const LIBNL_HINT = "install the libnl-3-200 package (Debian/Ubuntu) or libnl3 (RHEL/Fedora)";
+const LIBNL_ROUTE_HINT = "install the libnl-route-3-200 package (Debian/Ubuntu) or libnl3 (RHEL/Fedora)";
+
+/** libnl-3: sockets, messages, attributes, addresses, caches. */
+const LIBNL_SYMBOLS = {
+  /** struct nl_sock *nl_socket_alloc(void) */
+  nl_socket_alloc: { parameters: [], result: "pointer" },
+  /** void nl_socket_free(struct nl_sock *sk): also closes the fd */
+  nl_socket_free: { parameters: ["pointer" /* struct nl_sock *sk */], result: "void" },
+  /** int nl_connect(struct nl_sock *sk, int protocol) */
+  nl_connect: { parameters: ["pointer", /* struct nl_sock *sk */ "i32" /* int protocol */], result: "i32" },
+  /** int nl_socket_get_fd(const struct nl_sock *sk) */
+  nl_socket_get_fd: { parameters: ["pointer" /* const struct nl_sock *sk */], result: "i32" },
+  /** int nl_socket_modify_err_cb(struct nl_sock *sk, enum nl_cb_kind kind, nl_recvmsg_err_cb_t func, void *arg) */
+  nl_socket_modify_err_cb: {
+    parameters: [
+      "pointer", /* struct nl_sock *sk */
+      "i32", /* enum nl_cb_kind kind */
+      "function", /* nl_recvmsg_err_cb_t func */
+      "pointer", /* void *arg */
+    ],
+    result: "i32",
+  },
+  /** const char *nl_geterror(int error) */
+  nl_geterror: { parameters: ["i32" /* int error: a libnl NLE_* code */], result: "pointer" },
+  /** int nl_send_sync(struct nl_sock *sk, struct nl_msg *msg): frees msg, always */
+  nl_send_sync: {
+    parameters: ["pointer", /* struct nl_sock *sk */ "pointer" /* struct nl_msg *msg */],
+    result: "i32",
+  },
+
+  /** struct nl_msg *nlmsg_alloc_simple(int nlmsgtype, int flags) */
+  nlmsg_alloc_simple: { parameters: ["i32", /* int nlmsgtype */ "i32" /* int flags */], result: "pointer" },
+  /** int nlmsg_append(struct nl_msg *msg, void *data, size_t len, int pad) */
+  nlmsg_append: {
+    parameters: [
+      "pointer", /* struct nl_msg *msg */
+      "buffer", /* void *data */
+      "usize", /* size_t len */
+      "i32", /* int pad */
+    ],
+    result: "i32",
+  },
+  /** void nlmsg_free(struct nl_msg *msg) */
+  nlmsg_free: { parameters: ["pointer" /* struct nl_msg *msg */], result: "void" },
+  /** int nla_put(struct nl_msg *msg, int attrtype, int datalen, const void *data) */
+  nla_put: {
+    parameters: [
+      "pointer", /* struct nl_msg *msg */
+      "i32", /* int attrtype */
+      "i32", /* int datalen */
+      "buffer", /* const void *data */
+    ],
+    result: "i32",
+  },
+  /** int nla_put_u16(struct nl_msg *msg, int attrtype, uint16_t value) */
+  nla_put_u16: {
+    parameters: ["pointer", /* struct nl_msg *msg */ "i32", /* int attrtype */ "u16" /* uint16_t value */],
+    result: "i32",
+  },
+  /** int nla_put_u32(struct nl_msg *msg, int attrtype, uint32_t value) */
+  nla_put_u32: {
+    parameters: ["pointer", /* struct nl_msg *msg */ "i32", /* int attrtype */ "u32" /* uint32_t value */],
+    result: "i32",
+  },
+  /** int nla_put_string(struct nl_msg *msg, int attrtype, const char *str): includes the NUL */
+  nla_put_string: {
+    parameters: [
+      "pointer", /* struct nl_msg *msg */
+      "i32", /* int attrtype */
+      "buffer", /* const char *str */
+    ],
+    result: "i32",
+  },
+  /** struct nlattr *nla_nest_start(struct nl_msg *msg, int attrtype): sets NLA_F_NESTED itself (3.7) */
+  nla_nest_start: {
+    parameters: ["pointer", /* struct nl_msg *msg */ "i32" /* int attrtype */],
+    result: "pointer",
+  },
+  /** int nla_nest_end(struct nl_msg *msg, struct nlattr *start) */
+  nla_nest_end: {
+    parameters: ["pointer", /* struct nl_msg *msg */ "pointer" /* struct nlattr *start */],
+    result: "i32",
+  },
+
+  /** struct nl_addr *nl_addr_build(int family, const void *buf, size_t size) */
+  nl_addr_build: {
+    parameters: ["i32", /* int family */ "buffer", /* const void *buf */ "usize" /* size_t size */],
+    result: "pointer",
+  },
+  /** void nl_addr_set_prefixlen(struct nl_addr *addr, int prefixlen) */
+  nl_addr_set_prefixlen: {
+    parameters: ["pointer", /* struct nl_addr *addr */ "i32" /* int prefixlen */],
+    result: "void",
+  },
+  /** void nl_addr_put(struct nl_addr *addr) */
+  nl_addr_put: { parameters: ["pointer" /* struct nl_addr *addr */], result: "void" },
+  /** int nl_addr_get_family(const struct nl_addr *addr) */
+  nl_addr_get_family: { parameters: ["pointer" /* const struct nl_addr *addr */], result: "i32" },
+  /** unsigned int nl_addr_get_len(const struct nl_addr *addr) */
+  nl_addr_get_len: { parameters: ["pointer" /* const struct nl_addr *addr */], result: "u32" },
+  /** void *nl_addr_get_binary_addr(const struct nl_addr *addr) */
+  nl_addr_get_binary_addr: { parameters: ["pointer" /* const struct nl_addr *addr */], result: "pointer" },
+  /** unsigned int nl_addr_get_prefixlen(const struct nl_addr *addr) */
+  nl_addr_get_prefixlen: { parameters: ["pointer" /* const struct nl_addr *addr */], result: "u32" },
+
+  /** struct nl_object *nl_cache_get_first(struct nl_cache *cache): never pass NULL */
+  nl_cache_get_first: { parameters: ["pointer" /* struct nl_cache *cache */], result: "pointer" },
+  /** struct nl_object *nl_cache_get_next(struct nl_object *obj) */
+  nl_cache_get_next: { parameters: ["pointer" /* struct nl_object *obj */], result: "pointer" },
+  /** void nl_cache_free(struct nl_cache *cache) */
+  nl_cache_free: { parameters: ["pointer" /* struct nl_cache *cache */], result: "void" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** libnl-route-3: link, address and route objects. */
+const LIBNL_ROUTE_SYMBOLS = {
+  /** int rtnl_link_alloc_cache(struct nl_sock *sk, int family, struct nl_cache **result) */
+  rtnl_link_alloc_cache: {
+    parameters: [
+      "pointer", /* struct nl_sock *sk */
+      "i32", /* int family */
+      "buffer", /* struct nl_cache **result */
+    ],
+    result: "i32",
+  },
+  /** int rtnl_link_get_kernel(struct nl_sock *sk, int ifindex, const char *name, struct rtnl_link **result) */
+  rtnl_link_get_kernel: {
+    parameters: [
+      "pointer", /* struct nl_sock *sk */
+      "i32", /* int ifindex */
+      "buffer", /* const char *name (NULL to look up by index) */
+      "buffer", /* struct rtnl_link **result */
+    ],
+    result: "i32",
+  },
+  /** struct rtnl_link *rtnl_link_alloc(void) */
+  rtnl_link_alloc: { parameters: [], result: "pointer" },
+  /** void rtnl_link_put(struct rtnl_link *link) */
+  rtnl_link_put: { parameters: ["pointer" /* struct rtnl_link *link */], result: "void" },
+  /** int rtnl_link_get_ifindex(struct rtnl_link *link) */
+  rtnl_link_get_ifindex: { parameters: ["pointer" /* struct rtnl_link *link */], result: "i32" },
+  /** char *rtnl_link_get_name(struct rtnl_link *link) */
+  rtnl_link_get_name: { parameters: ["pointer" /* struct rtnl_link *link */], result: "pointer" },
+  /** char *rtnl_link_get_type(struct rtnl_link *link): IFLA_INFO_KIND or NULL */
+  rtnl_link_get_type: { parameters: ["pointer" /* struct rtnl_link *link */], result: "pointer" },
+  /** unsigned int rtnl_link_get_arptype(struct rtnl_link *link) */
+  rtnl_link_get_arptype: { parameters: ["pointer" /* struct rtnl_link *link */], result: "u32" },
+  /** unsigned int rtnl_link_get_mtu(struct rtnl_link *link) */
+  rtnl_link_get_mtu: { parameters: ["pointer" /* struct rtnl_link *link */], result: "u32" },
+  /** unsigned int rtnl_link_get_flags(struct rtnl_link *link) */
+  rtnl_link_get_flags: { parameters: ["pointer" /* struct rtnl_link *link */], result: "u32" },
+  /** struct nl_addr *rtnl_link_get_addr(struct rtnl_link *link): borrowed */
+  rtnl_link_get_addr: { parameters: ["pointer" /* struct rtnl_link *link */], result: "pointer" },
+  /** int rtnl_link_get_link(struct rtnl_link *link): IFLA_LINK */
+  rtnl_link_get_link: { parameters: ["pointer" /* struct rtnl_link *link */], result: "i32" },
+  /** void rtnl_link_set_ifindex(struct rtnl_link *link, int ifindex) */
+  rtnl_link_set_ifindex: {
+    parameters: ["pointer", /* struct rtnl_link *link */ "i32" /* int ifindex */],
+    result: "void",
+  },
+  /** void rtnl_link_set_name(struct rtnl_link *link, const char *name) */
+  rtnl_link_set_name: {
+    parameters: ["pointer", /* struct rtnl_link *link */ "buffer" /* const char *name */],
+    result: "void",
+  },
+  /** void rtnl_link_set_mtu(struct rtnl_link *link, unsigned int mtu) */
+  rtnl_link_set_mtu: {
+    parameters: ["pointer", /* struct rtnl_link *link */ "u32" /* unsigned int mtu */],
+    result: "void",
+  },
+  /** void rtnl_link_set_flags(struct rtnl_link *link, unsigned int flags) */
+  rtnl_link_set_flags: {
+    parameters: ["pointer", /* struct rtnl_link *link */ "u32" /* unsigned int flags */],
+    result: "void",
+  },
+  /** void rtnl_link_unset_flags(struct rtnl_link *link, unsigned int flags) */
+  rtnl_link_unset_flags: {
+    parameters: ["pointer", /* struct rtnl_link *link */ "u32" /* unsigned int flags */],
+    result: "void",
+  },
+  /** void rtnl_link_set_ns_fd(struct rtnl_link *link, int fd) */
+  rtnl_link_set_ns_fd: {
+    parameters: ["pointer", /* struct rtnl_link *link */ "i32" /* int fd */],
+    result: "void",
+  },
+  /** void rtnl_link_set_link(struct rtnl_link *link, int ifindex): IFLA_LINK */
+  rtnl_link_set_link: {
+    parameters: ["pointer", /* struct rtnl_link *link */ "i32" /* int ifindex */],
+    result: "void",
+  },
+  /** int rtnl_link_change(struct nl_sock *sk, struct rtnl_link *orig, struct rtnl_link *changes, int flags) */
+  rtnl_link_change: {
+    parameters: [
+      "pointer", /* struct nl_sock *sk */
+      "pointer", /* struct rtnl_link *orig */
+      "pointer", /* struct rtnl_link *changes */
+      "i32", /* int flags */
+    ],
+    result: "i32",
+  },
+  /** int rtnl_link_add(struct nl_sock *sk, struct rtnl_link *link, int flags) */
+  rtnl_link_add: {
+    parameters: [
+      "pointer", /* struct nl_sock *sk */
+      "pointer", /* struct rtnl_link *link */
+      "i32", /* int flags */
+    ],
+    result: "i32",
+  },
+  /** int rtnl_link_delete(struct nl_sock *sk, const struct rtnl_link *link) */
+  rtnl_link_delete: {
+    parameters: ["pointer", /* struct nl_sock *sk */ "pointer" /* const struct rtnl_link *link */],
+    result: "i32",
+  },
+  /** struct rtnl_link *rtnl_link_macvlan_alloc(void) */
+  rtnl_link_macvlan_alloc: { parameters: [], result: "pointer" },
+  /** int rtnl_link_macvlan_set_mode(struct rtnl_link *link, uint32_t mode) */
+  rtnl_link_macvlan_set_mode: {
+    parameters: ["pointer", /* struct rtnl_link *link */ "u32" /* uint32_t mode */],
+    result: "i32",
+  },
+  /** int rtnl_link_veth_add(struct nl_sock *sk, const char *name, const char *peer_name, pid_t pid) */
+  rtnl_link_veth_add: {
+    parameters: [
+      "pointer", /* struct nl_sock *sk */
+      "buffer", /* const char *name */
+      "buffer", /* const char *peer_name */
+      "i32", /* pid_t pid: the peer goes into this process's network namespace */
+    ],
+    result: "i32",
+  },
+
+  /** struct rtnl_addr *rtnl_addr_alloc(void) */
+  rtnl_addr_alloc: { parameters: [], result: "pointer" },
+  /** void rtnl_addr_put(struct rtnl_addr *addr) */
+  rtnl_addr_put: { parameters: ["pointer" /* struct rtnl_addr *addr */], result: "void" },
+  /** void rtnl_addr_set_ifindex(struct rtnl_addr *addr, int ifindex) */
+  rtnl_addr_set_ifindex: {
+    parameters: ["pointer", /* struct rtnl_addr *addr */ "i32" /* int ifindex */],
+    result: "void",
+  },
+  /** int rtnl_addr_set_local(struct rtnl_addr *addr, struct nl_addr *local): takes its own reference */
+  rtnl_addr_set_local: {
+    parameters: ["pointer", /* struct rtnl_addr *addr */ "pointer" /* struct nl_addr *local */],
+    result: "i32",
+  },
+  /** void rtnl_addr_set_flags(struct rtnl_addr *addr, unsigned int flags) */
+  rtnl_addr_set_flags: {
+    parameters: ["pointer", /* struct rtnl_addr *addr */ "u32" /* unsigned int flags */],
+    result: "void",
+  },
+  /** int rtnl_addr_add(struct nl_sock *sk, struct rtnl_addr *addr, int flags) */
+  rtnl_addr_add: {
+    parameters: [
+      "pointer", /* struct nl_sock *sk */
+      "pointer", /* struct rtnl_addr *addr */
+      "i32", /* int flags */
+    ],
+    result: "i32",
+  },
+  /** int rtnl_addr_alloc_cache(struct nl_sock *sk, struct nl_cache **result) */
+  rtnl_addr_alloc_cache: {
+    parameters: ["pointer", /* struct nl_sock *sk */ "buffer" /* struct nl_cache **result */],
+    result: "i32",
+  },
+  /** int rtnl_addr_get_ifindex(struct rtnl_addr *addr) */
+  rtnl_addr_get_ifindex: { parameters: ["pointer" /* struct rtnl_addr *addr */], result: "i32" },
+  /** int rtnl_addr_get_family(struct rtnl_addr *addr) */
+  rtnl_addr_get_family: { parameters: ["pointer" /* struct rtnl_addr *addr */], result: "i32" },
+  /** struct nl_addr *rtnl_addr_get_local(struct rtnl_addr *addr): borrowed */
+  rtnl_addr_get_local: { parameters: ["pointer" /* struct rtnl_addr *addr */], result: "pointer" },
+  /** unsigned int rtnl_addr_get_flags(struct rtnl_addr *addr) */
+  rtnl_addr_get_flags: { parameters: ["pointer" /* struct rtnl_addr *addr */], result: "u32" },
+
+  /** struct rtnl_route *rtnl_route_alloc(void) */
+  rtnl_route_alloc: { parameters: [], result: "pointer" },
+  /** void rtnl_route_put(struct rtnl_route *route): also frees its nexthops */
+  rtnl_route_put: { parameters: ["pointer" /* struct rtnl_route *route */], result: "void" },
+  /** int rtnl_route_set_dst(struct rtnl_route *route, struct nl_addr *addr): takes its own reference */
+  rtnl_route_set_dst: {
+    parameters: ["pointer", /* struct rtnl_route *route */ "pointer" /* struct nl_addr *addr */],
+    result: "i32",
+  },
+  /** void rtnl_route_set_table(struct rtnl_route *route, uint32_t table) */
+  rtnl_route_set_table: {
+    parameters: ["pointer", /* struct rtnl_route *route */ "u32" /* uint32_t table */],
+    result: "void",
+  },
+  /** void rtnl_route_set_scope(struct rtnl_route *route, uint8_t scope) */
+  rtnl_route_set_scope: {
+    parameters: ["pointer", /* struct rtnl_route *route */ "u8" /* uint8_t scope */],
+    result: "void",
+  },
+  /** void rtnl_route_set_priority(struct rtnl_route *route, uint32_t prio): RTA_PRIORITY, the metric */
+  rtnl_route_set_priority: {
+    parameters: ["pointer", /* struct rtnl_route *route */ "u32" /* uint32_t prio */],
+    result: "void",
+  },
+  /** int rtnl_route_set_metric(struct rtnl_route *route, int metric, unsigned int value): RTAX_* */
+  rtnl_route_set_metric: {
+    parameters: [
+      "pointer", /* struct rtnl_route *route */
+      "i32", /* int metric */
+      "u32", /* unsigned int value */
+    ],
+    result: "i32",
+  },
+  /** struct rtnl_nexthop *rtnl_route_nh_alloc(void) */
+  rtnl_route_nh_alloc: { parameters: [], result: "pointer" },
+  /** void rtnl_route_nh_set_ifindex(struct rtnl_nexthop *nh, int ifindex) */
+  rtnl_route_nh_set_ifindex: {
+    parameters: ["pointer", /* struct rtnl_nexthop *nh */ "i32" /* int ifindex */],
+    result: "void",
+  },
+  /** void rtnl_route_nh_set_gateway(struct rtnl_nexthop *nh, struct nl_addr *addr): takes its own reference */
+  rtnl_route_nh_set_gateway: {
+    parameters: ["pointer", /* struct rtnl_nexthop *nh */ "pointer" /* struct nl_addr *addr */],
+    result: "void",
+  },
+  /** void rtnl_route_add_nexthop(struct rtnl_route *route, struct rtnl_nexthop *nh): the route owns nh */
+  rtnl_route_add_nexthop: {
+    parameters: ["pointer", /* struct rtnl_route *route */ "pointer" /* struct rtnl_nexthop *nh */],
+    result: "void",
+  },
+  /** int rtnl_route_add(struct nl_sock *sk, struct rtnl_route *route, int flags) */
+  rtnl_route_add: {
+    parameters: [
+      "pointer", /* struct nl_sock *sk */
+      "pointer", /* struct rtnl_route *route */
+      "i32", /* int flags */
+    ],
+    result: "i32",
+  },
+  /** int rtnl_route_alloc_cache(struct nl_sock *sk, int family, int flags, struct nl_cache **result) */
+  rtnl_route_alloc_cache: {
+    parameters: [
+      "pointer", /* struct nl_sock *sk */
+      "i32", /* int family */
+      "i32", /* int flags */
+      "buffer", /* struct nl_cache **result */
+    ],
+    result: "i32",
+  },
+  /** uint8_t rtnl_route_get_family(struct rtnl_route *route) */
+  rtnl_route_get_family: { parameters: ["pointer" /* struct rtnl_route *route */], result: "u8" },
+  /** struct nl_addr *rtnl_route_get_dst(struct rtnl_route *route): borrowed, zero length for default */
+  rtnl_route_get_dst: { parameters: ["pointer" /* struct rtnl_route *route */], result: "pointer" },
+  /** uint32_t rtnl_route_get_table(struct rtnl_route *route) */
+  rtnl_route_get_table: { parameters: ["pointer" /* struct rtnl_route *route */], result: "u32" },
+  /** uint8_t rtnl_route_get_scope(struct rtnl_route *route) */
+  rtnl_route_get_scope: { parameters: ["pointer" /* struct rtnl_route *route */], result: "u8" },
+  /** uint32_t rtnl_route_get_priority(struct rtnl_route *route) */
+  rtnl_route_get_priority: { parameters: ["pointer" /* struct rtnl_route *route */], result: "u32" },
+  /** uint8_t rtnl_route_get_type(struct rtnl_route *route) */
+  rtnl_route_get_type: { parameters: ["pointer" /* struct rtnl_route *route */], result: "u8" },
+  /** int rtnl_route_get_metric(struct rtnl_route *route, int metric, uint32_t *value) */
+  rtnl_route_get_metric: {
+    parameters: [
+      "pointer", /* struct rtnl_route *route */
+      "i32", /* int metric */
+      "buffer", /* uint32_t *value */
+    ],
+    result: "i32",
+  },
+  /** int rtnl_route_get_nnexthops(struct rtnl_route *route) */
+  rtnl_route_get_nnexthops: { parameters: ["pointer" /* struct rtnl_route *route */], result: "i32" },
+  /** struct rtnl_nexthop *rtnl_route_nexthop_n(struct rtnl_route *route, int n): borrowed */
+  rtnl_route_nexthop_n: {
+    parameters: ["pointer", /* struct rtnl_route *route */ "i32" /* int n */],
+    result: "pointer",
+  },
+  /** int rtnl_route_nh_get_ifindex(struct rtnl_nexthop *nh) */
+  rtnl_route_nh_get_ifindex: { parameters: ["pointer" /* struct rtnl_nexthop *nh */], result: "i32" },
+  /** struct nl_addr *rtnl_route_nh_get_gateway(struct rtnl_nexthop *nh): borrowed */
+  rtnl_route_nh_get_gateway: { parameters: ["pointer" /* struct rtnl_nexthop *nh */], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+const nl = <K extends keyof typeof LIBNL_SYMBOLS & string>(keys: readonly K[]) =>
+  lazyGroup(LIBNL, pick(LIBNL_SYMBOLS, keys), LIBNL_HINT);
+
+// libnl-route-3 needs libnl-3: loading it first means a private copy in ipoib.d/ is the one
+// the dynamic linker then reuses (it matches already-loaded objects by soname).
+const route = <K extends keyof typeof LIBNL_ROUTE_SYMBOLS & string>(keys: readonly K[]) =>
+  lazyGroup(LIBNL_ROUTE, pick(LIBNL_ROUTE_SYMBOLS, keys), LIBNL_ROUTE_HINT, () => socketSyms());
+
+/** Socket life cycle and synchronous send: every operation. */
+export const socketSyms = nl([
+  "nl_socket_alloc",
+  "nl_socket_free",
+  "nl_connect",
+  "nl_socket_get_fd",
+  "nl_socket_modify_err_cb",
+  "nl_geterror",
+  "nl_send_sync",
+]);
+
+/** Hand-built messages (the IPoIB request). */
+export const messageSyms = nl([
+  "nlmsg_alloc_simple",
+  "nlmsg_append",
+  "nlmsg_free",
+  "nla_put",
+  "nla_put_u16",
+  "nla_put_u32",
+  "nla_put_string",
+  "nla_nest_start",
+  "nla_nest_end",
+]);
+
+/** Abstract addresses (IP, hardware). */
+export const addrSyms = nl([
+  "nl_addr_build",
+  "nl_addr_set_prefixlen",
+  "nl_addr_put",
+  "nl_addr_get_family",
+  "nl_addr_get_len",
+  "nl_addr_get_binary_addr",
+  "nl_addr_get_prefixlen",
+]);
+
+/** Walking dumps. */
+export const cacheSyms = nl(["nl_cache_get_first", "nl_cache_get_next", "nl_cache_free"]);
+
+/** Reading links. */
+export const linkReadSyms = route([
+  "rtnl_link_alloc_cache",
+  "rtnl_link_get_kernel",
+  "rtnl_link_put",
+  "rtnl_link_get_ifindex",
+  "rtnl_link_get_name",
+  "rtnl_link_get_type",
+  "rtnl_link_get_arptype",
+  "rtnl_link_get_mtu",
+  "rtnl_link_get_flags",
+  "rtnl_link_get_addr",
+  "rtnl_link_get_link",
+]);
+
+/** Changing, moving and deleting links. */
+export const linkWriteSyms = route([
+  "rtnl_link_alloc",
+  "rtnl_link_put",
+  "rtnl_link_set_ifindex",
+  "rtnl_link_set_name",
+  "rtnl_link_set_mtu",
+  "rtnl_link_set_flags",
+  "rtnl_link_unset_flags",
+  "rtnl_link_set_ns_fd",
+  "rtnl_link_change",
+  "rtnl_link_delete",
+]);
+
+/** Creating macvlan and veth links (the test stand-ins). */
+export const linkCreateSyms = route([
+  "rtnl_link_macvlan_alloc",
+  "rtnl_link_macvlan_set_mode",
+  "rtnl_link_set_name",
+  "rtnl_link_set_link",
+  "rtnl_link_add",
+  "rtnl_link_put",
+  "rtnl_link_veth_add",
+]);
+
+/** Adding addresses. */
+export const addrWriteSyms = route([
+  "rtnl_addr_alloc",
+  "rtnl_addr_put",
+  "rtnl_addr_set_ifindex",
+  "rtnl_addr_set_local",
+  "rtnl_addr_set_flags",
+  "rtnl_addr_add",
+]);
+
+/** Listing addresses. */
+export const addrReadSyms = route([
+  "rtnl_addr_alloc_cache",
+  "rtnl_addr_get_ifindex",
+  "rtnl_addr_get_family",
+  "rtnl_addr_get_local",
+  "rtnl_addr_get_flags",
+]);
+
+/** Adding routes. */
+export const routeWriteSyms = route([
+  "rtnl_route_alloc",
+  "rtnl_route_put",
+  "rtnl_route_set_dst",
+  "rtnl_route_set_table",
+  "rtnl_route_set_scope",
+  "rtnl_route_set_priority",
+  "rtnl_route_set_metric",
+  "rtnl_route_nh_alloc",
+  "rtnl_route_nh_set_ifindex",
+  "rtnl_route_nh_set_gateway",
+  "rtnl_route_add_nexthop",
+  "rtnl_route_add",
+]);
+
+/** Listing routes. */
+export const routeReadSyms = route([
+  "rtnl_route_alloc_cache",
+  "rtnl_route_get_family",
+  "rtnl_route_get_dst",
+  "rtnl_route_get_table",
+  "rtnl_route_get_scope",
+  "rtnl_route_get_priority",
+  "rtnl_route_get_type",
+  "rtnl_route_get_metric",
+  "rtnl_route_get_nnexthops",
+  "rtnl_route_nexthop_n",
+  "rtnl_route_nh_get_ifindex",
+  "rtnl_route_nh_get_gateway",
+]);
+
+/** The C type of libnl's error callback, nl_recvmsg_err_cb_t. */
+export const ERR_CALLBACK = {
+  parameters: [
+    "pointer", /* struct sockaddr_nl *nla */
+    "pointer", /* struct nlmsgerr *nlerr */
+    "pointer", /* void *arg */
+  ],
+  result: "i32", /* enum nl_cb_action */
+} as const satisfies Deno.UnsafeCallbackDefinition;

@@ -1,0 +1,650 @@
+/**
+ * The typed netlink layer: links, addresses and routes through libnl, with the kernel's own
+ * error text. Nothing outside ffi/ sees a pointer.
+ *
+ * A {@link Netlink} socket belongs to the network namespace its thread was in when it was
+ * opened; to work inside a pod, open it inside `withNetns` (ffi/netns.ts).
+ * @module
+ */
+
+import { CniError, ErrorCode } from "../lib/errors.ts";
+import { type CidrBytes, formatHwaddr, formatIp, type IpBytes, parseCidr, parseIp } from "./inet.ts";
+import { cString, setIntSockopt, strerror } from "./libc.ts";
+import {
+  addrReadSyms,
+  addrSyms,
+  addrWriteSyms,
+  cacheSyms,
+  ERR_CALLBACK,
+  linkCreateSyms,
+  linkReadSyms,
+  linkWriteSyms,
+  messageSyms,
+  routeReadSyms,
+  routeWriteSyms,
+  socketSyms,
+} from "./libnl.ts";
+
+/** A link as the kernel reports it. */
+export interface LinkInfo {
+  index: number;
+  name: string;
+  /** IFLA_INFO_KIND ("veth", "macvlan", "ipoib"), null for a physical device. */
+  kind: string | null;
+  /** ARPHRD_* (1 ethernet, 32 InfiniBand, 772 loopback). */
+  arpType: number;
+  mtu: number;
+  /** IFF_* flags. */
+  flags: number;
+  /** IFF_UP is set (administratively up). */
+  up: boolean;
+  /** Colon hex of any length: 6 bytes for ethernet, 20 for IPoIB; "" when the link has none. */
+  hwaddr: string;
+  /** IFLA_LINK (the parent, or a veth's peer), 0 if none. */
+  parentIndex: number;
+}
+
+/** An interface address. */
+export interface AddressInfo {
+  index: number;
+  family: 4 | 6;
+  /** CIDR, e.g. "10.1.0.5/24" or "fd00::5/64". */
+  address: string;
+  /** IFA_F_* flags. */
+  flags: number;
+  /** IPv6 duplicate address detection still running. */
+  tentative: boolean;
+  /** IPv6 duplicate address detection found another holder. */
+  dadFailed: boolean;
+}
+
+/** A route as the kernel reports it. */
+export interface RouteInfo {
+  family: 4 | 6;
+  /** CIDR; "0.0.0.0/0" or "::/0" for a default route. */
+  dst: string;
+  gw?: string;
+  /** The first nexthop's output interface. */
+  index?: number;
+  /** RTA_PRIORITY; 0 when the route has none. */
+  metric: number;
+  table: number;
+  /** RT_SCOPE_* (0 universe, 253 link, 254 host). */
+  scope: number;
+  /** RTN_* (1 unicast, 2 local, 3 broadcast, ...). */
+  type: number;
+  /** RTAX_MTU when set. */
+  mtu?: number;
+  /** RTAX_ADVMSS when set. */
+  advmss?: number;
+}
+
+/** What {@link Netlink.addRoute} sends. */
+export interface RouteRequest {
+  /** CIDR; "0.0.0.0/0" or "::/0" for a default route. */
+  dst: string;
+  gw?: string;
+  index: number;
+  metric?: number;
+  /** Routing table; the main table (254) when absent. */
+  table?: number;
+  /** RT_SCOPE_*; when absent libnl picks link scope without a gateway, universe with one. */
+  scope?: number;
+  mtu?: number;
+  advmss?: number;
+}
+
+/** What {@link Netlink.createIpoibChild} sends. */
+export interface IpoibChildRequest {
+  name: string;
+  /** The InfiniBand parent (ARPHRD_INFINIBAND) in the initial namespace. */
+  parentIndex: number;
+  /** IFLA_IPOIB_PKEY, sent as given; absent means the parent's pkey. */
+  pkey?: number;
+  /** IFLA_IPOIB_MODE: 0 datagram, 1 connected. */
+  mode?: 0 | 1;
+  /** IFLA_IPOIB_UMCAST. */
+  umcast?: boolean;
+}
+
+/** Macvlan modes by name (MACVLAN_MODE_* of if_link.h). */
+const MACVLAN_MODES = { private: 1, vepa: 2, bridge: 4, passthru: 8 } as const;
+
+/** A macvlan mode name. */
+export type MacvlanMode = keyof typeof MACVLAN_MODES;
+
+/** A failed netlink operation: code KernelFailure, with the errno and the kernel's own text. */
+export class NetlinkError extends CniError {
+  /** The errno the kernel answered (positive), or 0 when the failure was local to libnl. */
+  readonly errno: number;
+  /** The kernel's extended-ack text (e.g. "Unknown device type"), "" when it sent none. */
+  readonly kernelMessage: string;
+  constructor(what: string, errno: number, kernelMessage: string, libnlMessage: string) {
+    super(
+      ErrorCode.KernelFailure,
+      `${what}: ${errno ? strerror(errno) : libnlMessage}`,
+      kernelMessage || libnlMessage,
+    );
+    this.name = "NetlinkError";
+    this.errno = errno;
+    this.kernelMessage = kernelMessage;
+  }
+}
+
+const AF_UNSPEC = 0;
+const AF_INET = 2;
+const AF_INET6 = 10;
+const NETLINK_ROUTE = 0;
+const SOL_NETLINK = 270;
+const NETLINK_CAP_ACK = 10;
+const NETLINK_EXT_ACK = 11;
+const NL_CB_CUSTOM = 3;
+const NL_STOP = 2;
+const NLM_F_ACK = 0x4;
+const NLM_F_EXCL = 0x200;
+const NLM_F_CREATE = 0x400;
+const NLM_F_CAPPED = 0x100;
+const NLM_F_ACK_TLVS = 0x200;
+const NLMSGERR_ATTR_MSG = 1;
+const RTM_NEWLINK = 16;
+const IFF_UP = 0x1;
+const IFLA_IFNAME = 3;
+const IFLA_LINK = 5;
+const IFLA_LINKINFO = 18;
+const IFLA_INFO_KIND = 1;
+const IFLA_INFO_DATA = 2;
+const IFLA_IPOIB_PKEY = 1;
+const IFLA_IPOIB_MODE = 2;
+const IFLA_IPOIB_UMCAST = 3;
+const IFA_F_NODAD = 0x02;
+const IFA_F_DADFAILED = 0x08;
+const IFA_F_TENTATIVE = 0x40;
+const RTAX_MTU = 2;
+const RTAX_ADVMSS = 8;
+const NLMSG_ALIGNTO = 4;
+
+/** libnl NLE_* codes mapped back to the errno they usually stand for. */
+const NLE_TO_ERRNO: Record<number, number> = {
+  2: 4, // NLE_INTR: EINTR
+  3: 9, // NLE_BAD_SOCK: EBADF
+  4: 11, // NLE_AGAIN: EAGAIN
+  5: 12, // NLE_NOMEM: ENOMEM
+  6: 17, // NLE_EXIST: EEXIST
+  7: 22, // NLE_INVAL: EINVAL
+  8: 34, // NLE_RANGE: ERANGE
+  9: 90, // NLE_MSGSIZE: EMSGSIZE
+  10: 95, // NLE_OPNOTSUPP: EOPNOTSUPP
+  11: 97, // NLE_AF_NOSUPPORT: EAFNOSUPPORT
+  12: 2, // NLE_OBJ_NOTFOUND: ENOENT
+  19: 99, // NLE_NOADDR: EADDRNOTAVAIL
+  25: 16, // NLE_BUSY: EBUSY
+  27: 13, // NLE_NOACCESS: EACCES
+  28: 1, // NLE_PERM: EPERM
+  31: 19, // NLE_NODEV: ENODEV
+};
+const NLE_OBJ_NOTFOUND = 12;
+const NLE_NODEV = 31;
+
+type Ptr = Deno.PointerObject;
+
+const encoder = new TextEncoder();
+
+function cStringOrNull(p: Deno.PointerValue): string | null {
+  return p ? Deno.UnsafePointerView.getCString(p) : null;
+}
+
+function outOfMemory(what: string): CniError {
+  return new CniError(ErrorCode.Internal, `${what}: libnl could not allocate memory`);
+}
+
+/** A copy of an nl_addr's bytes: the C buffer dies with its object. */
+function addrBytes(addr: Deno.PointerValue): Uint8Array {
+  if (!addr) return new Uint8Array(0);
+  const a = addrSyms();
+  const len = a.nl_addr_get_len(addr);
+  const p = a.nl_addr_get_binary_addr(addr);
+  const out = new Uint8Array(len);
+  if (p && len > 0) Deno.UnsafePointerView.copyInto(p, out);
+  return out;
+}
+
+function familyOf(af: number): 4 | 6 | null {
+  return af === AF_INET ? 4 : af === AF_INET6 ? 6 : null;
+}
+
+function ipOf(family: 4 | 6, addr: Deno.PointerValue): string {
+  return formatIp(family, addrBytes(addr));
+}
+
+function cidrOf(family: 4 | 6, addr: Deno.PointerValue): string {
+  const prefix = addr ? addrSyms().nl_addr_get_prefixlen(addr) : 0;
+  return `${ipOf(family, addr)}/${prefix}`;
+}
+
+/** A new nl_addr holding `ip`; the caller puts it once the object it was set on holds its own reference. */
+function buildAddr(ip: IpBytes | CidrBytes): Ptr {
+  const a = addrSyms();
+  const p = a.nl_addr_build(ip.family === 4 ? AF_INET : AF_INET6, ip.bytes, BigInt(ip.bytes.length));
+  if (!p) throw outOfMemory("build address");
+  a.nl_addr_set_prefixlen(p, "prefix" in ip ? ip.prefix : ip.bytes.length * 8);
+  return p;
+}
+
+/** Reads the result of a `struct X **` out-parameter. */
+function outPointer(slot: BigUint64Array): Deno.PointerValue {
+  return Deno.UnsafePointer.create(slot[0]!);
+}
+
+function linkInfo(link: Ptr): LinkInfo {
+  const s = linkReadSyms();
+  const flags = s.rtnl_link_get_flags(link);
+  return {
+    index: s.rtnl_link_get_ifindex(link),
+    name: cStringOrNull(s.rtnl_link_get_name(link)) ?? "",
+    kind: cStringOrNull(s.rtnl_link_get_type(link)),
+    arpType: s.rtnl_link_get_arptype(link),
+    mtu: s.rtnl_link_get_mtu(link),
+    flags,
+    up: (flags & IFF_UP) !== 0,
+    hwaddr: formatHwaddr(addrBytes(s.rtnl_link_get_addr(link))),
+    parentIndex: s.rtnl_link_get_link(link),
+  };
+}
+
+/** What the error callback saw for the current operation. */
+interface KernelReport {
+  errno: number;
+  message: string;
+}
+
+/**
+ * Reads an NLMSG_ERROR: `nlerr` points at struct nlmsgerr, which sits right after its own
+ * 16-byte nlmsghdr. With NETLINK_EXT_ACK the kernel appends TLVs after the echoed request
+ * (only its header when NLM_F_CAPPED is set); NLMSGERR_ATTR_MSG carries the text.
+ */
+function readKernelReport(nlerr: Ptr): KernelReport {
+  const outer = new Deno.UnsafePointerView(Deno.UnsafePointer.offset(nlerr, -16) as Ptr);
+  const totalLen = outer.getUint32(0);
+  const flags = outer.getUint16(6);
+  const errno = -outer.getInt32(16);
+  let message = "";
+  if (flags & NLM_F_ACK_TLVS) {
+    const echoedLen = flags & NLM_F_CAPPED ? 16 : outer.getUint32(20);
+    let at = 20 + ((echoedLen + NLMSG_ALIGNTO - 1) & ~(NLMSG_ALIGNTO - 1));
+    while (at + 4 <= totalLen) {
+      const len = outer.getUint16(at);
+      const type = outer.getUint16(at + 2) & 0x3fff;
+      if (len < 4 || at + len > totalLen) break;
+      if (type === NLMSGERR_ATTR_MSG) {
+        const bytes = new Uint8Array(len - 4);
+        outer.copyInto(bytes, at + 4);
+        const nul = bytes.indexOf(0);
+        message = new TextDecoder().decode(nul >= 0 ? bytes.subarray(0, nul) : bytes);
+        break;
+      }
+      at += (len + 3) & ~3;
+    }
+  }
+  return { errno, message };
+}
+
+/** A NETLINK_ROUTE socket. Synchronous; use one per namespace and close it (or `using` it). */
+export class Netlink implements Disposable {
+  #sk: Ptr | null;
+  #callback: Deno.UnsafeCallback<typeof ERR_CALLBACK> | null = null;
+  #report: KernelReport | null = null;
+
+  private constructor(sk: Ptr) {
+    this.#sk = sk;
+  }
+
+  /**
+   * Opens a NETLINK_ROUTE socket in the calling thread's current network namespace, with
+   * extended acks on so that failures carry the kernel's explanation.
+   */
+  static open(): Netlink {
+    const s = socketSyms();
+    const sk = s.nl_socket_alloc();
+    if (!sk) throw outOfMemory("open netlink socket");
+    const nl = new Netlink(sk);
+    try {
+      nl.#check(s.nl_connect(sk, NETLINK_ROUTE), "open netlink socket");
+      const fd = s.nl_socket_get_fd(sk);
+      // Best effort: kernels before 4.12 lack extended acks and still report the errno.
+      setIntSockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1);
+      // Acks then echo only the request's header, not the whole request.
+      setIntSockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
+      nl.#callback = new Deno.UnsafeCallback(ERR_CALLBACK, (_nla, nlerr) => {
+        if (nlerr) nl.#report = readKernelReport(nlerr);
+        // NL_STOP makes libnl return the error too, mapped from the kernel's errno.
+        return NL_STOP;
+      });
+      nl.#check(
+        s.nl_socket_modify_err_cb(sk, NL_CB_CUSTOM, nl.#callback.pointer, null),
+        "set error callback",
+      );
+    } catch (e) {
+      nl.close();
+      throw e;
+    }
+    return nl;
+  }
+
+  /** Closes the socket and frees its callback; safe to call twice. */
+  close(): void {
+    if (this.#sk) socketSyms().nl_socket_free(this.#sk);
+    this.#sk = null;
+    this.#callback?.close();
+    this.#callback = null;
+  }
+
+  /** Same as {@link Netlink.close}, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  get #socket(): Ptr {
+    if (!this.#sk) throw new CniError(ErrorCode.Internal, "netlink socket used after close");
+    this.#report = null;
+    return this.#sk;
+  }
+
+  /** Turns a negative libnl result into a NetlinkError, preferring what the kernel said. */
+  #check(rc: number, what: string): number {
+    if (rc >= 0) return rc;
+    const report = this.#report;
+    this.#report = null;
+    const errno = report?.errno ?? NLE_TO_ERRNO[-rc] ?? 0;
+    const libnlText = cStringOrNull(socketSyms().nl_geterror(rc)) ?? `libnl error ${-rc}`;
+    throw new NetlinkError(what, errno, report?.message ?? "", libnlText);
+  }
+
+  /** Runs `alloc` (a `*_alloc_cache` call), hands each object to `each`, then frees the cache. */
+  #walkCache(what: string, alloc: (sk: Ptr, slot: BigUint64Array) => number, each: (obj: Ptr) => void): void {
+    const slot = new BigUint64Array(1);
+    this.#check(alloc(this.#socket, slot), what);
+    const cache = outPointer(slot);
+    if (!cache) return;
+    const c = cacheSyms();
+    try {
+      for (let obj = c.nl_cache_get_first(cache); obj; obj = c.nl_cache_get_next(obj)) each(obj);
+    } finally {
+      c.nl_cache_free(cache);
+    }
+  }
+
+  /** One link by name or index; null when there is none. */
+  getLink(nameOrIndex: string | number): LinkInfo | null {
+    const s = linkReadSyms();
+    const slot = new BigUint64Array(1);
+    const byName = typeof nameOrIndex === "string";
+    const rc = s.rtnl_link_get_kernel(
+      this.#socket,
+      byName ? 0 : nameOrIndex,
+      byName ? cString(nameOrIndex) : null,
+      slot,
+    );
+    if (rc === -NLE_OBJ_NOTFOUND || rc === -NLE_NODEV) {
+      this.#report = null;
+      return null;
+    }
+    this.#check(rc, `get link ${JSON.stringify(nameOrIndex)}`);
+    const link = outPointer(slot);
+    if (!link) return null;
+    try {
+      return linkInfo(link);
+    } finally {
+      s.rtnl_link_put(link);
+    }
+  }
+
+  /** Every link in this namespace, in the kernel's order. */
+  listLinks(): LinkInfo[] {
+    const out: LinkInfo[] = [];
+    this.#walkCache(
+      "list links",
+      (sk, slot) => linkReadSyms().rtnl_link_alloc_cache(sk, AF_UNSPEC, slot),
+      (obj) => out.push(linkInfo(obj)),
+    );
+    return out;
+  }
+
+  /**
+   * Creates an IPoIB child of `parentIndex` with one hand-built RTM_NEWLINK, because no libnl
+   * release has an IPoIB link module (generic libnl links would carry the kind but no
+   * IFLA_INFO_DATA). Matches iproute2's `ip link add ... type ipoib pkey P mode M umcast U`,
+   * except that libnl marks nests with NLA_F_NESTED; the kernel accepts both.
+   */
+  createIpoibChild(req: IpoibChildRequest): void {
+    const what = `create link ${JSON.stringify(req.name)}`;
+    if (req.pkey !== undefined && !(Number.isInteger(req.pkey) && req.pkey >= 0 && req.pkey <= 0xffff)) {
+      throw new CniError(ErrorCode.InvalidNetworkConfig, `${what}: pkey ${req.pkey} is not a 16-bit number`);
+    }
+    const m = messageSyms();
+    const msg = m.nlmsg_alloc_simple(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
+    if (!msg) throw outOfMemory(what);
+    let built = false;
+    try {
+      const ifinfomsg = new Uint8Array(16); // family AF_UNSPEC, no type, index 0, no flags
+      const kind = encoder.encode("ipoib"); // without the NUL, as iproute2 sends it
+      const ok = (rc: number) => {
+        if (rc < 0) throw new NetlinkError(`${what}: build message`, 90, "", "message too long");
+      };
+      ok(m.nlmsg_append(msg, ifinfomsg, BigInt(ifinfomsg.length), NLMSG_ALIGNTO));
+      ok(m.nla_put_string(msg, IFLA_IFNAME, cString(req.name)));
+      ok(m.nla_put_u32(msg, IFLA_LINK, req.parentIndex));
+      const linkinfo = m.nla_nest_start(msg, IFLA_LINKINFO);
+      if (!linkinfo) ok(-1);
+      ok(m.nla_put(msg, IFLA_INFO_KIND, kind.length, kind));
+      const data = m.nla_nest_start(msg, IFLA_INFO_DATA);
+      if (!data) ok(-1);
+      if (req.pkey !== undefined) ok(m.nla_put_u16(msg, IFLA_IPOIB_PKEY, req.pkey));
+      if (req.mode !== undefined) ok(m.nla_put_u16(msg, IFLA_IPOIB_MODE, req.mode));
+      if (req.umcast !== undefined) ok(m.nla_put_u16(msg, IFLA_IPOIB_UMCAST, req.umcast ? 1 : 0));
+      ok(m.nla_nest_end(msg, data));
+      ok(m.nla_nest_end(msg, linkinfo));
+      built = true;
+    } finally {
+      if (!built) m.nlmsg_free(msg);
+    }
+    // nl_send_sync frees the message whatever happens.
+    this.#check(socketSyms().nl_send_sync(this.#socket, msg), what);
+  }
+
+  /** Creates a macvlan child (bridge mode unless told): the stand-in for IPoIB in tests. */
+  createMacvlan(req: { name: string; parentIndex: number; mode?: MacvlanMode }): void {
+    const s = linkCreateSyms();
+    const what = `create link ${JSON.stringify(req.name)}`;
+    const link = s.rtnl_link_macvlan_alloc();
+    if (!link) throw outOfMemory(what);
+    try {
+      this.#check(s.rtnl_link_macvlan_set_mode(link, MACVLAN_MODES[req.mode ?? "bridge"]), what);
+      s.rtnl_link_set_name(link, cString(req.name));
+      s.rtnl_link_set_link(link, req.parentIndex);
+      this.#check(s.rtnl_link_add(this.#socket, link, NLM_F_CREATE | NLM_F_EXCL), what);
+    } finally {
+      s.rtnl_link_put(link);
+    }
+  }
+
+  /** Creates a veth pair with both ends in this socket's namespace (test fixtures). */
+  createVeth(name: string, peer: string): void {
+    // The peer's namespace is named by pid; the process's JS thread is its main thread, so the
+    // pid stands for the namespace the JS thread is in now.
+    this.#check(
+      linkCreateSyms().rtnl_link_veth_add(this.#socket, cString(name), cString(peer), Deno.pid),
+      `create link ${JSON.stringify(name)}`,
+    );
+  }
+
+  /** Sends an RTM_NEWLINK for `index` carrying what `fill` sets on a changes object. */
+  #change(index: number, what: string, fill: (changes: Ptr) => void): void {
+    const s = linkWriteSyms();
+    const orig = s.rtnl_link_alloc();
+    if (!orig) throw outOfMemory(what);
+    const changes = s.rtnl_link_alloc();
+    try {
+      if (!changes) throw outOfMemory(what);
+      s.rtnl_link_set_ifindex(orig, index);
+      fill(changes);
+      this.#check(s.rtnl_link_change(this.#socket, orig, changes, 0), what);
+    } finally {
+      s.rtnl_link_put(orig);
+      if (changes) s.rtnl_link_put(changes);
+    }
+  }
+
+  /** Moves a link into the network namespace open at `nsFd`; its index may change there. */
+  moveToNetns(index: number, nsFd: number): void {
+    this.#change(
+      index,
+      `move link ${index} to another namespace`,
+      (c) => linkWriteSyms().rtnl_link_set_ns_fd(c, nsFd),
+    );
+  }
+
+  /** Renames, sets the MTU of, and brings up or down a link, in one request. */
+  setLink(index: number, change: { name?: string; mtu?: number; up?: boolean }): void {
+    if (change.name === undefined && change.mtu === undefined && change.up === undefined) return;
+    const s = linkWriteSyms();
+    this.#change(index, `set link ${index}`, (c) => {
+      if (change.name !== undefined) s.rtnl_link_set_name(c, cString(change.name));
+      if (change.mtu !== undefined) s.rtnl_link_set_mtu(c, change.mtu);
+      if (change.up === true) s.rtnl_link_set_flags(c, IFF_UP);
+      if (change.up === false) s.rtnl_link_unset_flags(c, IFF_UP);
+    });
+  }
+
+  /** Deletes a link (a veth takes its peer with it). */
+  deleteLink(index: number): void {
+    const s = linkWriteSyms();
+    const what = `delete link ${index}`;
+    const link = s.rtnl_link_alloc();
+    if (!link) throw outOfMemory(what);
+    try {
+      s.rtnl_link_set_ifindex(link, index);
+      this.#check(s.rtnl_link_delete(this.#socket, link), what);
+    } finally {
+      s.rtnl_link_put(link);
+    }
+  }
+
+  /**
+   * Adds `cidr` (e.g. "10.1.0.5/24") to a link; fails with EEXIST if it is there already.
+   * `noDad` skips IPv6 duplicate address detection, so the address is usable at once.
+   */
+  addAddress(index: number, cidr: string, opts: { noDad?: boolean } = {}): void {
+    const ip = parseCidr(cidr);
+    const s = addrWriteSyms();
+    const what = `add address ${cidr} to link ${index}`;
+    const addr = s.rtnl_addr_alloc();
+    if (!addr) throw outOfMemory(what);
+    try {
+      s.rtnl_addr_set_ifindex(addr, index);
+      const local = buildAddr(ip);
+      try {
+        this.#check(s.rtnl_addr_set_local(addr, local), what);
+      } finally {
+        addrSyms().nl_addr_put(local);
+      }
+      if (opts.noDad) s.rtnl_addr_set_flags(addr, IFA_F_NODAD);
+      this.#check(s.rtnl_addr_add(this.#socket, addr, NLM_F_EXCL), what);
+    } finally {
+      s.rtnl_addr_put(addr);
+    }
+  }
+
+  /** Addresses of one link, or of every link, IPv4 and IPv6. */
+  listAddresses(index?: number): AddressInfo[] {
+    const s = addrReadSyms();
+    const out: AddressInfo[] = [];
+    this.#walkCache("list addresses", (sk, slot) => s.rtnl_addr_alloc_cache(sk, slot), (obj) => {
+      const ifindex = s.rtnl_addr_get_ifindex(obj);
+      const family = familyOf(s.rtnl_addr_get_family(obj));
+      if (family === null || (index !== undefined && ifindex !== index)) return;
+      const flags = s.rtnl_addr_get_flags(obj);
+      out.push({
+        index: ifindex,
+        family,
+        address: cidrOf(family, s.rtnl_addr_get_local(obj)),
+        flags,
+        tentative: (flags & IFA_F_TENTATIVE) !== 0,
+        dadFailed: (flags & IFA_F_DADFAILED) !== 0,
+      });
+    });
+    return out;
+  }
+
+  /** Adds a route through `index`, optionally via a gateway; fails with EEXIST on a duplicate. */
+  addRoute(r: RouteRequest): void {
+    const dst = parseCidr(r.dst);
+    const gw = r.gw === undefined ? undefined : parseIp(r.gw);
+    const what = `add route ${r.dst}${r.gw ? ` via ${r.gw}` : ""} dev ${r.index}`;
+    if (gw && gw.family !== dst.family) {
+      throw new CniError(ErrorCode.InvalidNetworkConfig, `${what}: gateway and destination differ in family`);
+    }
+    const s = routeWriteSyms();
+    const a = addrSyms();
+    const route = s.rtnl_route_alloc();
+    if (!route) throw outOfMemory(what);
+    try {
+      const dstAddr = buildAddr(dst);
+      try {
+        this.#check(s.rtnl_route_set_dst(route, dstAddr), what);
+      } finally {
+        a.nl_addr_put(dstAddr);
+      }
+      if (r.table !== undefined) s.rtnl_route_set_table(route, r.table);
+      if (r.scope !== undefined) s.rtnl_route_set_scope(route, r.scope);
+      if (r.metric !== undefined) s.rtnl_route_set_priority(route, r.metric);
+      if (r.mtu !== undefined) this.#check(s.rtnl_route_set_metric(route, RTAX_MTU, r.mtu), what);
+      if (r.advmss !== undefined) this.#check(s.rtnl_route_set_metric(route, RTAX_ADVMSS, r.advmss), what);
+      const gwAddr = gw ? buildAddr(gw) : null;
+      try {
+        const nh = s.rtnl_route_nh_alloc();
+        if (!nh) throw outOfMemory(what);
+        // From here the route owns the nexthop; nothing between can fail.
+        s.rtnl_route_nh_set_ifindex(nh, r.index);
+        if (gwAddr) s.rtnl_route_nh_set_gateway(nh, gwAddr);
+        s.rtnl_route_add_nexthop(route, nh);
+      } finally {
+        if (gwAddr) a.nl_addr_put(gwAddr);
+      }
+      this.#check(s.rtnl_route_add(this.#socket, route, NLM_F_EXCL), what);
+    } finally {
+      s.rtnl_route_put(route);
+    }
+  }
+
+  /** Routes of every table, filtered by output interface, family and table when given. */
+  listRoutes(filter: { index?: number; family?: 4 | 6; table?: number } = {}): RouteInfo[] {
+    const s = routeReadSyms();
+    const af = filter.family === 4 ? AF_INET : filter.family === 6 ? AF_INET6 : AF_UNSPEC;
+    const out: RouteInfo[] = [];
+    const metric = new Uint32Array(1);
+    this.#walkCache("list routes", (sk, slot) => s.rtnl_route_alloc_cache(sk, af, 0, slot), (obj) => {
+      const family = familyOf(s.rtnl_route_get_family(obj));
+      if (family === null) return;
+      const table = s.rtnl_route_get_table(obj);
+      if (filter.table !== undefined && table !== filter.table) return;
+      const nh = s.rtnl_route_get_nnexthops(obj) > 0 ? s.rtnl_route_nexthop_n(obj, 0) : null;
+      const index = nh ? s.rtnl_route_nh_get_ifindex(nh) : 0;
+      if (filter.index !== undefined && index !== filter.index) return;
+      const gw = nh ? s.rtnl_route_nh_get_gateway(nh) : null;
+      const info: RouteInfo = {
+        family,
+        dst: cidrOf(family, s.rtnl_route_get_dst(obj)),
+        metric: s.rtnl_route_get_priority(obj),
+        table,
+        scope: s.rtnl_route_get_scope(obj),
+        type: s.rtnl_route_get_type(obj),
+      };
+      if (gw) info.gw = ipOf(family, gw);
+      if (index > 0) info.index = index;
+      if (s.rtnl_route_get_metric(obj, RTAX_MTU, metric) === 0) info.mtu = metric[0]!;
+      if (s.rtnl_route_get_metric(obj, RTAX_ADVMSS, metric) === 0) info.advmss = metric[0]!;
+      out.push(info);
+    });
+    return out;
+  }
+}

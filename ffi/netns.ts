@@ -1,0 +1,142 @@
+/**
+ * Network namespaces: open one (refusing anything else), run synchronous code inside one,
+ * and read or write the namespace-dependent files (sysctls, sysfs attributes).
+ *
+ * The switch is per thread: `setns` moves the JS thread, which also carries every synchronous
+ * FFI call and synchronous Deno fs call. Async work runs on other threads and stays behind,
+ * hence the synchronous-only {@link withNetns}.
+ * @module
+ */
+
+import { CniError, ErrorCode } from "../lib/errors.ts";
+import {
+  closeFd,
+  Errno,
+  ioctlNoArg,
+  O_RDONLY,
+  openFd,
+  readLink,
+  readTextFile,
+  setns,
+  SystemError,
+  writeTextFile,
+} from "./libc.ts";
+
+const CLONE_NEWNET = 0x40000000;
+/** ioctl(2) on a namespace fd: which kind of namespace it is (linux/nsfs.h, _IO(0xb7, 3)). */
+const NS_GET_NSTYPE = 0xb703;
+/** The calling thread's own namespace; /proc/self would name the main thread's. */
+const THREAD_NETNS = "/proc/thread-self/ns/net";
+
+/** A namespace path that is missing or is not a network namespace: code InvalidNetns. */
+export class NetnsError extends CniError {
+  /** The errno behind the failure (ENOENT for a missing path, ENOTTY/EINVAL for a wrong file). */
+  readonly errno: number;
+  constructor(msg: string, errno: number, details: string) {
+    super(ErrorCode.InvalidNetns, msg, details);
+    this.name = "NetnsError";
+    this.errno = errno;
+  }
+}
+
+/**
+ * Opens a network namespace file (e.g. /var/run/netns/x or /proc/<pid>/ns/net) and returns
+ * its fd, after checking with NS_GET_NSTYPE that it is a network namespace. Throws
+ * NetnsError (code 8, InvalidNetns) naming the path otherwise. Close it with {@link closeNetns}.
+ */
+export function openNetns(path: string): number {
+  let fd: number;
+  try {
+    fd = openFd(path, O_RDONLY);
+  } catch (e) {
+    if (!(e instanceof SystemError)) throw e;
+    const why = e.errno === Errno.ENOENT ? "does not exist" : "cannot be opened";
+    throw new NetnsError(`network namespace ${path} ${why}`, e.errno, e.message);
+  }
+  const type = ioctlNoArg(fd, NS_GET_NSTYPE);
+  if (type !== CLONE_NEWNET) {
+    closeFd(fd);
+    // A regular file answers ENOTTY; another namespace kind answers its own CLONE_NEW* flag.
+    const errno = type < 0 ? -type : Errno.EINVAL;
+    const what = type < 0 ? "not a namespace file" : `a namespace of type 0x${type.toString(16)}`;
+    throw new NetnsError(`${path} is not a network namespace`, errno, what);
+  }
+  return fd;
+}
+
+/** Closes an fd from {@link openNetns}. */
+export function closeNetns(fd: number): void {
+  closeFd(fd);
+}
+
+/**
+ * Runs `fn` with the JS thread in another network namespace (a path, or an fd from
+ * {@link openNetns}) and always switches back, also when `fn` throws. `fn` must be
+ * synchronous: anything it leaves for later runs after the switch back.
+ */
+export function withNetns<T>(pathOrFd: string | number, fn: () => T): T {
+  const target = typeof pathOrFd === "string" ? openNetns(pathOrFd) : pathOrFd;
+  let original = -1;
+  try {
+    original = openFd(THREAD_NETNS, O_RDONLY);
+    setns(
+      target,
+      CLONE_NEWNET,
+      `enter network namespace ${typeof pathOrFd === "string" ? pathOrFd : `fd ${pathOrFd}`}`,
+    );
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      // Not getting back would leave every later operation in the pod: nothing can recover.
+      setns(original, CLONE_NEWNET, "return to the original network namespace");
+    }
+    if (result instanceof Promise) {
+      throw new CniError(ErrorCode.Internal, "withNetns needs a synchronous function; it returned a Promise");
+    }
+    return result;
+  } finally {
+    if (original >= 0) closeFd(original);
+    if (typeof pathOrFd === "string") closeFd(target);
+  }
+}
+
+/**
+ * The identity of the calling thread's network namespace, e.g. "net:[4026531840]"; equal
+ * strings mean the same namespace.
+ */
+export function currentNetns(): string {
+  return readLink(THREAD_NETNS);
+}
+
+function procSysPath(key: string): string {
+  if (key.startsWith("/") || key.split("/").some((p) => p === "" || p === "." || p === "..")) {
+    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid sysctl key "${key}"`);
+  }
+  return `/proc/sys/${key}`;
+}
+
+/**
+ * Reads a sysctl of the thread's current namespace, e.g. "net/ipv4/conf/eth0/proxy_arp"
+ * (slashes, because interface names may contain dots); null when it does not exist.
+ */
+export function readSysctl(key: string): string | null {
+  return readTextFile(procSysPath(key))?.trim() ?? null;
+}
+
+/** Writes a sysctl of the thread's current namespace; throws SystemError (code IoFailure). */
+export function writeSysctl(key: string, value: string): void {
+  writeTextFile(procSysPath(key), value);
+}
+
+/**
+ * Reads /sys/class/net/<ifname>/<attr>, trimmed; null when the link or attribute is missing.
+ * sysfs shows the namespace it was mounted in (the host's), not the thread's: use it for host
+ * links only.
+ */
+export function readSysfsNet(ifname: string, attr: string): string | null {
+  if (!/^[^/\s]{1,15}$/.test(ifname) || ifname === "." || ifname === ".." || !/^[\w.-]+$/.test(attr)) {
+    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid interface attribute "${ifname}/${attr}"`);
+  }
+  return readTextFile(`/sys/class/net/${ifname}/${attr}`)?.trim() ?? null;
+}
