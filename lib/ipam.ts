@@ -47,11 +47,18 @@ export function findPlugin(type: string, path: string[]): string {
       throw new CniError(ErrorCode.IpamFailure, `IPAM plugin "${type}" at ${candidate} is not executable`);
     }
   }
-  throw new CniError(
-    ErrorCode.IpamFailure,
-    `IPAM plugin "${type}" not found in CNI_PATH`,
-    `searched: ${path.join(":") || "(empty CNI_PATH)"}`,
-  );
+  throw new IpamNotFound(type, path);
+}
+
+/** The IPAM plugin is not installed anywhere in CNI_PATH: for DEL, nothing it could hold to release. */
+export class IpamNotFound extends CniError {
+  constructor(type: string, path: string[]) {
+    super(
+      ErrorCode.IpamFailure,
+      `IPAM plugin "${type}" not found in CNI_PATH`,
+      `searched: ${path.join(":") || "(empty CNI_PATH)"}`,
+    );
+  }
 }
 
 const decoder = new TextDecoder();
@@ -71,7 +78,7 @@ function withVersion(stdin: Uint8Array, version: string): Uint8Array {
 /** One IPAM plugin as this invocation runs it. */
 export class Ipam {
   readonly type: string;
-  readonly #binary: string;
+  readonly #path: string[];
   readonly #environ: Record<string, string>;
   #stdin: Uint8Array;
   readonly #timeoutMs: number;
@@ -91,7 +98,7 @@ export class Ipam {
     timeoutSeconds: number,
   ) {
     this.type = type;
-    this.#binary = findPlugin(type, path);
+    this.#path = path;
     this.#environ = environ;
     this.#stdin = stdin;
     this.#timeoutMs = timeoutSeconds * 1000;
@@ -137,9 +144,10 @@ export class Ipam {
   }
 
   async #run(verb: IpamVerb, stdin: Uint8Array): Promise<unknown> {
+    const binary = findPlugin(this.type, this.#path);
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command(this.#binary, {
+      child = new Deno.Command(binary, {
         env: { ...this.#environ, CNI_COMMAND: verb },
         clearEnv: true,
         stdin: "piped",

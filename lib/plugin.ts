@@ -10,7 +10,7 @@ import { decodeJson, type NetConf, parseNetConf } from "./config.ts";
 import type { ChildSpec, LinkDriver } from "./driver.ts";
 import type { CniEnv } from "./env.ts";
 import { CniError, ErrorCode } from "./errors.ts";
-import { Ipam, validateCniPath } from "./ipam.ts";
+import { Ipam, IpamNotFound, validateCniPath } from "./ipam.ts";
 import { Logger } from "./log.ts";
 import { formatResult, parseResult, type Result } from "./result.ts";
 import { applyIpConfig, checkIpConfig } from "./ipconfig.ts";
@@ -216,7 +216,13 @@ async function cmdDel(ctx: Context): Promise<null> {
   const { env, log } = ctx;
   if (ctx.ipam !== null) {
     const ipam = ctx.ipam;
-    await log.stepAsync("ipam del", () => ipam.exec("DEL"));
+    try {
+      await log.stepAsync("ipam del", () => ipam.exec("DEL"));
+    } catch (e) {
+      // Without the plugin no lease can exist that DEL could release; failing would make kubelet retry forever.
+      if (!(e instanceof IpamNotFound)) throw e;
+      log.info(`ipam del: ${e.message}; nothing to release`);
+    }
   }
   if (env.netns === "") return null;
   let nsFd: number;
