@@ -6,6 +6,7 @@
  */
 
 import { CniError, ErrorCode } from "../lib/errors.ts";
+import { formatIpv6 } from "../lib/ip.ts";
 
 /** An IP address in network byte order with its family. */
 export interface IpBytes {
@@ -102,8 +103,18 @@ export function parseCidr(text: string): CidrBytes {
   return { ...ip, prefix };
 }
 
+/** The network of a CIDR: host bits cleared ("10.1.2.3/16" becomes 10.1.0.0/16). */
+export function maskCidr(c: CidrBytes): CidrBytes {
+  const bytes = c.bytes.map((b, i) => {
+    const keep = Math.max(0, Math.min(8, c.prefix - 8 * i));
+    return b & (0xff << (8 - keep)) & 0xff;
+  });
+  return { family: c.family, bytes, prefix: c.prefix };
+}
+
 /**
- * Formats address bytes: dotted quad for 4 bytes, RFC 5952 text for 16 bytes. A shorter
+ * Formats address bytes: dotted quad for 4 bytes, RFC 5952 text (the same spelling as
+ * lib/ip.ts, so kernel and config values compare equal) for 16 bytes. A shorter
  * buffer (libnl hands out a zero-length address for a default route) is padded with zeros.
  */
 export function formatIp(family: 4 | 6, bytes: Uint8Array): string {
@@ -111,27 +122,9 @@ export function formatIp(family: 4 | 6, bytes: Uint8Array): string {
   const b = new Uint8Array(size);
   b.set(bytes.subarray(0, size));
   if (family === 4) return b.join(".");
-  // IPv4-mapped addresses keep their dotted tail, as iproute2 and Go print them.
-  if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) {
-    return `::ffff:${b.subarray(12).join(".")}`;
-  }
   const groups: number[] = [];
   for (let i = 0; i < 8; i++) groups.push((b[2 * i]! << 8) | b[2 * i + 1]!);
-  // Longest run of two or more zero groups, the first one on a tie (RFC 5952 section 4.2).
-  let bestStart = -1, bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) [bestStart, bestLen] = [i, j - i];
-    i = j;
-  }
-  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(":");
-  if (bestStart < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
+  return formatIpv6(groups);
 }
 
 /** Formats a hardware address of any length as lower-case colon hex ("" for none). */

@@ -235,16 +235,10 @@ const LIBNL_ROUTE_SYMBOLS = {
     parameters: ["pointer", /* struct rtnl_link *link */ "u32" /* uint32_t mode */],
     result: "i32",
   },
-  /** int rtnl_link_veth_add(struct nl_sock *sk, const char *name, const char *peer_name, pid_t pid) */
-  rtnl_link_veth_add: {
-    parameters: [
-      "pointer", /* struct nl_sock *sk */
-      "buffer", /* const char *name */
-      "buffer", /* const char *peer_name */
-      "i32", /* pid_t pid: the peer goes into this process's network namespace */
-    ],
-    result: "i32",
-  },
+  /** struct rtnl_link *rtnl_link_veth_alloc(void) */
+  rtnl_link_veth_alloc: { parameters: [], result: "pointer" },
+  /** struct rtnl_link *rtnl_link_veth_get_peer(struct rtnl_link *link): a new reference */
+  rtnl_link_veth_get_peer: { parameters: ["pointer" /* struct rtnl_link *link */], result: "pointer" },
 
   /** struct rtnl_addr *rtnl_addr_alloc(void) */
   rtnl_addr_alloc: { parameters: [], result: "pointer" },
@@ -474,7 +468,8 @@ export const linkCreateSyms = route([
   "rtnl_link_set_link",
   "rtnl_link_add",
   "rtnl_link_put",
-  "rtnl_link_veth_add",
+  "rtnl_link_veth_alloc",
+  "rtnl_link_veth_get_peer",
 ]);
 
 /** Adding addresses. */

@@ -8,7 +8,15 @@
  */
 
 import { CniError, ErrorCode } from "../lib/errors.ts";
-import { type CidrBytes, formatHwaddr, formatIp, type IpBytes, parseCidr, parseIp } from "./inet.ts";
+import {
+  type CidrBytes,
+  formatHwaddr,
+  formatIp,
+  type IpBytes,
+  maskCidr,
+  parseCidr,
+  parseIp,
+} from "./inet.ts";
 import { cString, setIntSockopt, strerror } from "./libc.ts";
 import {
   addrReadSyms,
@@ -412,8 +420,9 @@ export class Netlink implements Disposable {
   /**
    * Creates an IPoIB child of `parentIndex` with one hand-built RTM_NEWLINK, because no libnl
    * release has an IPoIB link module (generic libnl links would carry the kind but no
-   * IFLA_INFO_DATA). Matches iproute2's `ip link add ... type ipoib pkey P mode M umcast U`,
-   * except that libnl marks nests with NLA_F_NESTED; the kernel accepts both.
+   * IFLA_INFO_DATA). Matches iproute2's `ip link add ... type ipoib pkey P mode M umcast U`
+   * byte for byte, except that libnl 3.7 marks nests with NLA_F_NESTED and iproute2 does not;
+   * the kernel accepts both.
    */
   createIpoibChild(req: IpoibChildRequest): void {
     const what = `create link ${JSON.stringify(req.name)}`;
@@ -431,8 +440,9 @@ export class Netlink implements Disposable {
         if (rc < 0) throw new NetlinkError(`${what}: build message`, 90, "", "message too long");
       };
       ok(m.nlmsg_append(msg, ifinfomsg, BigInt(ifinfomsg.length), NLMSG_ALIGNTO));
-      ok(m.nla_put_string(msg, IFLA_IFNAME, cString(req.name)));
+      // Attribute order as iproute2's, so the two requests compare byte for byte in tests.
       ok(m.nla_put_u32(msg, IFLA_LINK, req.parentIndex));
+      ok(m.nla_put_string(msg, IFLA_IFNAME, cString(req.name)));
       const linkinfo = m.nla_nest_start(msg, IFLA_LINKINFO);
       if (!linkinfo) ok(-1);
       ok(m.nla_put(msg, IFLA_INFO_KIND, kind.length, kind));
@@ -469,12 +479,26 @@ export class Netlink implements Disposable {
 
   /** Creates a veth pair with both ends in this socket's namespace (test fixtures). */
   createVeth(name: string, peer: string): void {
-    // The peer's namespace is named by pid; the process's JS thread is its main thread, so the
-    // pid stands for the namespace the JS thread is in now.
-    this.#check(
-      linkCreateSyms().rtnl_link_veth_add(this.#socket, cString(name), cString(peer), Deno.pid),
-      `create link ${JSON.stringify(name)}`,
-    );
+    // Not rtnl_link_veth_add: it names the peer's namespace by pid, i.e. by the process's main
+    // thread, which is not the JS thread under `deno test`. A peer without a namespace
+    // attribute lands in the socket's namespace.
+    const s = linkCreateSyms();
+    const what = `create link ${JSON.stringify(name)}`;
+    const link = s.rtnl_link_veth_alloc();
+    if (!link) throw outOfMemory(what);
+    try {
+      const peerLink = s.rtnl_link_veth_get_peer(link);
+      if (!peerLink) throw outOfMemory(what);
+      try {
+        s.rtnl_link_set_name(peerLink, cString(peer));
+      } finally {
+        s.rtnl_link_put(peerLink);
+      }
+      s.rtnl_link_set_name(link, cString(name));
+      this.#check(s.rtnl_link_add(this.#socket, link, NLM_F_CREATE | NLM_F_EXCL), what);
+    } finally {
+      s.rtnl_link_put(link);
+    }
   }
 
   /** Sends an RTM_NEWLINK for `index` carrying what `fill` sets on a changes object. */
@@ -577,7 +601,8 @@ export class Netlink implements Disposable {
 
   /** Adds a route through `index`, optionally via a gateway; fails with EEXIST on a duplicate. */
   addRoute(r: RouteRequest): void {
-    const dst = parseCidr(r.dst);
+    // Go plugins hand over route destinations masked (net.IPNet); do the same for "10.1.2.3/16".
+    const dst = maskCidr(parseCidr(r.dst));
     const gw = r.gw === undefined ? undefined : parseIp(r.gw);
     const what = `add route ${r.dst}${r.gw ? ` via ${r.gw}` : ""} dev ${r.index}`;
     if (gw && gw.family !== dst.family) {
