@@ -14,7 +14,7 @@ PLUGIN_FLAGS := --no-prompt --allow-env --allow-read --allow-run --allow-ffi --a
 # Integration tests create namespaces and links and run the plugin and Go plugins as processes.
 INTEGRATION_FLAGS := --allow-env --allow-read --allow-write=/tmp,/run/netns --allow-run --allow-ffi
 
-.PHONY: setup deno-install debian-packages test test-unit test-integration lint fmt fmt-check check demo
+.PHONY: setup deno-install debian-packages demo test test-unit test-integration lint fmt fmt-check check demo
 
 setup: deno-install debian-packages
 	@$(DENO) install --quiet --frozen >/dev/null
@@ -34,7 +34,11 @@ debian-packages:
 	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-test: setup fmt-check lint check test-unit test-integration
+# The main job: the plugin on an embedded default config (real IPoIB with MASTER=ib0 or when one exists).
+demo: setup
+	$(DENO) run --allow-env --allow-read --allow-write=/tmp,/run/netns --allow-run demo/demo.ts
+
+test: setup fmt-check lint check test-unit test-integration test-package
 
 test-unit:
 	$(DENO) test tests/unit
@@ -53,3 +57,127 @@ fmt-check:
 
 check:
 	$(DENO) check main.ts tests/
+
+# =====================================================================================================
+# Packaging: compiled executables, host install, container images (issue 5). See README "Build",
+# "Install" and "Architectures".
+#   make build [ARCH=amd64|arm64]   -> $(BUILD_DIR)/ipoib, $(BUILD_DIR)/ipoib-installer, $(BUILD_DIR)/ipoib.d/
+#   make image [ARCH=...] [DOCKERFILE=...]   -> image $(IMAGE):$(IMAGE_TAG) (-$(ARCH) when not the host's)
+# =====================================================================================================
+
+HOST_ARCH := $(shell uname -m | sed -e 's/^x86_64$$/amd64/' -e 's/^aarch64$$/arm64/')
+ARCH ?= $(HOST_ARCH)
+DENO_TARGET_amd64 := x86_64-unknown-linux-gnu
+DENO_TARGET_arm64 := aarch64-unknown-linux-gnu
+DEBIAN_MULTIARCH_amd64 := x86_64-linux-gnu
+DEBIAN_MULTIARCH_arm64 := aarch64-linux-gnu
+DENO_TARGET = $(DENO_TARGET_$(ARCH))
+BUILD_DIR ?= build
+STAGE_DIR = $(BUILD_DIR)/stage
+# libnl of the target architecture, shipped in ipoib.d/ beside the plugin (Debian multiarch layout).
+LIBNL_DIR ?= /usr/lib/$(DEBIAN_MULTIARCH_$(ARCH))
+LIBNL_SONAMES := libnl-3.so.200 libnl-route-3.so.200
+# The installer reads its sources and writes the CNI bin directory it is given at run time, so neither
+# path can be fixed at compile time; it needs nothing else (no env, run, net or FFI).
+INSTALLER_FLAGS := --no-prompt --allow-read --allow-write
+# --frozen: the lockfile decides the npm packages; --exclude-unused-npm: only packages the entry imports.
+COMPILE_FLAGS = --frozen --exclude-unused-npm --target $(DENO_TARGET)
+# The executable of the pinned Deno (npm may link it through a wrapper): the build helpers may run it, nothing else.
+DENO_REAL = $(shell "$(DENO)" eval --no-config 'console.log(Deno.execPath())')
+# Stamped into the staged lib/build_info.ts; empty keeps the source default. Override on the command line.
+VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | sed 's/^v//')
+COMMIT ?= $(shell git describe --always --dirty --abbrev=12 --exclude='*' 2>/dev/null)
+DATE ?= $(shell date -u $${SOURCE_DATE_EPOCH:+-d @$$SOURCE_DATE_EPOCH} +%Y-%m-%dT%H:%M:%SZ)
+DOCKER ?= docker
+DOCKERFILE ?= Dockerfile
+IMAGE ?= ipoib-cni
+IMAGE_TAG ?= latest
+# A denort handed to `make image` travels in the build context here (see .dockerignore and Dockerfile).
+IMAGE_DENORT_DIR := build/denort
+PPC64LE_MESSAGE := ppc64le is not supported: Deno has no ppc64le build because its V8 binding, rusty_v8, \
+has no ppc64le port (denoland/rusty_v8 issue 1445), so deno compile has no ppc64le runtime to put the plugin \
+in. No ppc64le executable or image is built. Supported: ARCH=amd64, ARCH=arm64.
+
+.PHONY: build build-plugin build-installer build-libs arch-check denort-check clean-build image image-check \
+  image-multiarch test-package
+
+build: build-plugin build-installer build-libs
+	@echo "make build: $(BUILD_DIR)/ipoib, $(BUILD_DIR)/ipoib-installer, $(BUILD_DIR)/ipoib.d/ for linux/$(ARCH)" \
+	  "(version '$(VERSION)', commit '$(COMMIT)', date '$(DATE)')"
+
+arch-check:
+	@case "$(ARCH)" in \
+	  amd64|arm64) ;; \
+	  ppc64le) echo "make: $(PPC64LE_MESSAGE)" >&2; exit 1;; \
+	  *) echo "make: ARCH=$(ARCH) is not supported: use ARCH=amd64 or ARCH=arm64" >&2; exit 1;; \
+	esac
+
+# Decides before compiling whether deno compile can get denort (DENORT_BIN, its cache, or a download
+# probed with a timeout), so that an offline build stops at once with a message instead of a DNS error.
+denort-check: arch-check deno-install
+	@timeout 60 $(DENO) run --no-config --no-lock --no-prompt --allow-env=DENORT_BIN --allow-read \
+	  --allow-run="$(DENO_REAL)" --allow-net=dl.deno.land packaging/denort_check.ts $(DENO_TARGET); \
+	rc=$$?; if [ $$rc = 124 ]; then echo "make build: the denort check did not finish in 60 s" >&2; fi; exit $$rc
+
+# $(call compile,ENTRY,NAME,FLAGS): stage ENTRY's module graph with the stamped build info, then compile
+# the staged copy into $(BUILD_DIR)/NAME, keeping deno compile's list of embedded files in NAME.compile.txt.
+define compile
+set -o pipefail; \
+$(DENO) run --no-config --no-lock --no-prompt --allow-read --allow-write="$(BUILD_DIR)" \
+  --allow-run="$(DENO_REAL)" packaging/stage.ts --out="$(STAGE_DIR)/$(2)" --entry="$(1)" \
+  --version="$(VERSION)" --commit="$(COMMIT)" --date="$(DATE)" && \
+out="$(abspath $(BUILD_DIR))/$(2)" && rm -f "$$out" && \
+(cd "$(STAGE_DIR)/$(2)" && NO_COLOR=1 $(DENO) compile $(COMPILE_FLAGS) $(3) --output "$$out" "$(1)") 2>&1 \
+  | tee "$$out.compile.txt"
+endef
+
+build-plugin: denort-check
+	@$(call compile,main.ts,ipoib,$(PLUGIN_FLAGS))
+
+build-installer: denort-check
+	@$(call compile,installer/main.ts,ipoib-installer,$(INSTALLER_FLAGS))
+
+build-libs: arch-check
+	@mkdir -p "$(BUILD_DIR)/ipoib.d"
+	@for so in $(LIBNL_SONAMES); do \
+	  if [ ! -e "$(LIBNL_DIR)/$$so" ]; then \
+	    echo "make build: $(LIBNL_DIR)/$$so is missing: install libnl-3-200 and libnl-route-3-200 for $(ARCH)" \
+	      "(apt-get install libnl-3-200:$(ARCH) libnl-route-3-200:$(ARCH), after dpkg --add-architecture" \
+	      "$(ARCH) for a foreign one) or set LIBNL_DIR" >&2; \
+	    exit 1; \
+	  fi; \
+	  install -m 0644 "$(LIBNL_DIR)/$$so" "$(BUILD_DIR)/ipoib.d/$$so" || exit 1; \
+	done
+
+clean-build:
+	rm -rf "$(BUILD_DIR)"
+
+# Checks everything it can before calling docker: a ppc64le request stops here, never reaching a build.
+image-check: arch-check
+	@case "$(notdir $(DOCKERFILE))" in *ppc64le*) echo "make image: $(PPC64LE_MESSAGE)" >&2; exit 1;; esac
+	@[ -f "$(DOCKERFILE)" ] || { echo "make image: no such Dockerfile: $(DOCKERFILE)" >&2; exit 1; }
+	@command -v $(DOCKER) >/dev/null || { echo "make image: $(DOCKER) not found" >&2; exit 1; }
+
+# Builds for ARCH on any host: the build stage runs natively and cross-compiles, the runtime stage only
+# copies files, so no emulation is needed. A DENORT_BIN given here is checked, then copied into the
+# build context for the build stage (which otherwise downloads denort itself).
+image: image-check
+	@rm -rf "$(IMAGE_DENORT_DIR)" && mkdir -p "$(IMAGE_DENORT_DIR)"
+	@if [ -n "$(DENORT_BIN)" ]; then \
+	  $(MAKE) --no-print-directory denort-check && cp "$(DENORT_BIN)" "$(IMAGE_DENORT_DIR)/denort-$(DENO_TARGET)"; \
+	fi
+	$(DOCKER) $(if $(filter $(ARCH),$(HOST_ARCH)),build,buildx build --load) --platform linux/$(ARCH) \
+	  -f $(DOCKERFILE) --build-arg VERSION="$(VERSION)" --build-arg COMMIT="$(COMMIT)" \
+	  --build-arg DATE="$(DATE)" -t $(IMAGE):$(IMAGE_TAG)$(if $(filter $(ARCH),$(HOST_ARCH)),,-$(ARCH)) .
+
+# One multi-arch image (amd64 + arm64) pushed to a registry: what the DaemonSet wants on mixed clusters.
+# denort files for both targets may be placed in $(IMAGE_DENORT_DIR)/denort-<target> beforehand.
+image-multiarch:
+	@case "$(notdir $(DOCKERFILE))" in *ppc64le*) echo "make image: $(PPC64LE_MESSAGE)" >&2; exit 1;; esac
+	$(DOCKER) buildx build --platform linux/amd64,linux/arm64 -f $(DOCKERFILE) --build-arg VERSION="$(VERSION)" \
+	  --build-arg COMMIT="$(COMMIT)" --build-arg DATE="$(DATE)" -t $(IMAGE):$(IMAGE_TAG) --push .
+
+# Packaging tests: installer, build and image guards, manifests; compiled executables when DENORT_BIN is set.
+test-package:
+	$(DENO) check installer/ packaging/
+	$(DENO) test --allow-read --allow-write="$${TMPDIR:-/tmp}" --allow-run --allow-env tests/package

@@ -37,6 +37,8 @@ export interface IpLink {
   flags: string[];
   operstate?: string;
   address?: string;
+  /** "ether", "infiniband", "loopback", ... */
+  link_type?: string;
   link?: string;
   link_index?: number;
   linkinfo?: { info_kind?: string };
