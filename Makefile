@@ -38,13 +38,17 @@ debian-packages:
 demo: setup
 	$(DENO) run --allow-env --allow-read --allow-write=/tmp,/run/netns --allow-run demo/demo.ts
 
-test: setup fmt-check lint check test-unit test-integration test-package
+test: setup fmt-check lint check test-unit test-integration test-hardware test-package
 
 test-unit:
 	$(DENO) test tests/unit
 
 test-integration:
 	$(DENO) test $(INTEGRATION_FLAGS) tests/integration
+
+# Runs against real InfiniBand when IPOIB_TEST_MASTER names an IPoIB interface; reported as ignored otherwise.
+test-hardware:
+	$(DENO) test $(INTEGRATION_FLAGS) tests/hardware
 
 lint:
 	$(DENO) lint
