@@ -446,12 +446,16 @@ export class Netlink implements Disposable {
       const linkinfo = m.nla_nest_start(msg, IFLA_LINKINFO);
       if (!linkinfo) ok(-1);
       ok(m.nla_put(msg, IFLA_INFO_KIND, kind.length, kind));
-      const data = m.nla_nest_start(msg, IFLA_INFO_DATA);
-      if (!data) ok(-1);
-      if (req.pkey !== undefined) ok(m.nla_put_u16(msg, IFLA_IPOIB_PKEY, req.pkey));
-      if (req.mode !== undefined) ok(m.nla_put_u16(msg, IFLA_IPOIB_MODE, req.mode));
-      if (req.umcast !== undefined) ok(m.nla_put_u16(msg, IFLA_IPOIB_UMCAST, req.umcast ? 1 : 0));
-      ok(m.nla_nest_end(msg, data));
+      // Like iproute2, no IFLA_INFO_DATA at all when nothing goes in it: the kernel then
+      // leaves the parent's mode and umcast alone.
+      if (req.pkey !== undefined || req.mode !== undefined || req.umcast !== undefined) {
+        const data = m.nla_nest_start(msg, IFLA_INFO_DATA);
+        if (!data) ok(-1);
+        if (req.pkey !== undefined) ok(m.nla_put_u16(msg, IFLA_IPOIB_PKEY, req.pkey));
+        if (req.mode !== undefined) ok(m.nla_put_u16(msg, IFLA_IPOIB_MODE, req.mode));
+        if (req.umcast !== undefined) ok(m.nla_put_u16(msg, IFLA_IPOIB_UMCAST, req.umcast ? 1 : 0));
+        ok(m.nla_nest_end(msg, data));
+      }
       ok(m.nla_nest_end(msg, linkinfo));
       built = true;
     } finally {
