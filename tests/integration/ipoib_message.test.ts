@@ -57,9 +57,10 @@ export function sendmsgDumps(straceText: string): Uint8Array[] {
       current = [];
       continue;
     }
-    const dump = /^ \| [0-9a-f]{5}  ((?:[0-9a-f]{2} {1,2})+)/.exec(line);
+    const dump = /^ \| [0-9a-f]{5}\s{2}((?:[0-9a-f]{2}\s{1,2})+)/.exec(line);
     if (dump && current) {
-      for (const h of dump[1]!.trim().split(/\s+/)) current.push(parseInt(h, 16));
+      // At most 16 bytes a line: the ASCII column of a full line could look like more hex.
+      for (const h of dump[1]!.trim().split(/\s+/).slice(0, 16)) current.push(parseInt(h, 16));
     } else if (!line.startsWith(" * ") && current) {
       out.push(Uint8Array.from(current));
       current = null;

@@ -43,8 +43,14 @@ Deno.test("parseIp: IPv4 and IPv6 to bytes", () => {
     family: 6,
     bytes: new Uint8Array([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5]),
   });
-  assertEquals(parseIp("1:2:3:4:5:6:7:8").bytes, new Uint8Array([0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8]));
-  assertEquals(parseIp("::ffff:10.0.0.1").bytes, new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 10, 0, 0, 1]));
+  assertEquals(
+    parseIp("1:2:3:4:5:6:7:8").bytes,
+    new Uint8Array([0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8]),
+  );
+  assertEquals(
+    parseIp("::ffff:10.0.0.1").bytes,
+    new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 10, 0, 0, 1]),
+  );
   assertEquals(parseIp("FE80::1").bytes[0], 0xfe);
   for (
     const bad of [
@@ -75,7 +81,9 @@ Deno.test("parseCidr and maskCidr", () => {
   assertEquals(parseCidr("10.1.0.5/24"), { family: 4, bytes: new Uint8Array([10, 1, 0, 5]), prefix: 24 });
   assertEquals(parseCidr("::/0").prefix, 0);
   assertEquals(parseCidr("fd00::5/128").prefix, 128);
-  for (const bad of ["10.1.0.5", "10.1.0.5/33", "fd00::/129", "10.0.0.0/08", "10.0.0.0/", "/8", "10.0.0.0/8/8"]) {
+  for (
+    const bad of ["10.1.0.5", "10.1.0.5/33", "fd00::/129", "10.0.0.0/08", "10.0.0.0/", "/8", "10.0.0.0/8/8"]
+  ) {
     assertThrows(() => parseCidr(bad), CniError, "invalid CIDR", bad);
   }
   assertEquals(maskCidr(parseCidr("10.1.2.3/16")).bytes, new Uint8Array([10, 1, 0, 0]));
