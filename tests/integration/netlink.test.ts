@@ -24,6 +24,7 @@ import {
   withNetns,
   writeSysctl,
 } from "../../ffi/netns.ts";
+import { openLibrary } from "../../ffi/load.ts";
 import { run, TestNetns, uniqueName } from "./helpers_netns.ts";
 
 const EEXIST = 17;
@@ -374,4 +375,58 @@ Deno.test("sysfs and sysctl helpers", opts, () => {
   assert(e.message.includes("nosuchlink0"));
   // uniqueName keeps within IFNAMSIZ.
   assert(uniqueName("averyveryverylongprefix").length <= 15);
+});
+
+Deno.test("libraries: a missing one is code 103 with the package to install", opts, () => {
+  const e = assertThrows(
+    () =>
+      openLibrary(
+        "libnosuch-ipoib.so.9",
+        { f: { parameters: [], result: "void" } },
+        "install the nosuch package",
+      ),
+    CniError,
+  );
+  assertEquals(e.code, ErrorCode.LibraryMissing);
+  assertEquals(e.message, "cannot load libnosuch-ipoib.so.9");
+  assertEquals(e.details, "install the nosuch package");
+  // Both candidates were tried and their dlopen errors kept.
+  assertMatch(
+    String((e.cause as Error).message),
+    /ipoib\.d\/libnosuch-ipoib\.so\.9: .*; libnosuch-ipoib\.so\.9: /,
+  );
+});
+
+Deno.test("libraries: ipoib.d beside the executable wins over the system copy", opts, () => {
+  const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "ipoib-libs-" });
+  try {
+    // The executable's own directory decides, so run a Deno placed in `dir` (a hard link is
+    // enough: /proc/self/exe names the link it was started through).
+    const exe = `${dir}/deno`;
+    try {
+      Deno.linkSync(Deno.execPath(), exe);
+    } catch {
+      Deno.copyFileSync(Deno.execPath(), exe);
+    }
+    const fixture = new URL("./fixtures/libnl_maps.ts", import.meta.url).pathname;
+    const mapped = () => run(exe, "run", "--allow-ffi", "--allow-read", fixture).trim().split("\n");
+    const libs = ["libnl-3.so.200", "libnl-route-3.so.200"];
+
+    // No ipoib.d: the system's (whatever directory the dynamic linker found them in).
+    const systemPaths = mapped();
+    assertEquals(systemPaths.length, 2, systemPaths.join(", "));
+    assert(systemPaths.every((p) => !p.startsWith(dir)));
+    const system = (lib: string) => systemPaths.find((p) => p.includes(lib.replace(".so.200", ".so")))!;
+
+    // ipoib.d with both: those, and the system's never get mapped.
+    Deno.mkdirSync(`${dir}/ipoib.d`);
+    for (const lib of libs) Deno.copyFileSync(system(lib), `${dir}/ipoib.d/${lib}`);
+    assertEquals(mapped(), libs.map((l) => `${dir}/ipoib.d/${l}`).sort());
+
+    // A broken private copy falls back to the system's.
+    Deno.writeTextFileSync(`${dir}/ipoib.d/libnl-route-3.so.200`, "not an ELF file");
+    assertEquals(mapped(), [`${dir}/ipoib.d/libnl-3.so.200`, system("libnl-route-3.so.200")].sort());
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
