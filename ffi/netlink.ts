@@ -359,9 +359,11 @@ export class Netlink implements Disposable {
 
   /** Turns a negative libnl result into a NetlinkError, preferring what the kernel said. */
   #check(rc: number, what: string): number {
-    if (rc >= 0) return rc;
     const report = this.#report;
+    // A report belongs to one call: libnl may retry after an error (rtnl_link_change falls
+    // back from RTM_NEWLINK to RTM_SETLINK) and then succeed.
     this.#report = null;
+    if (rc >= 0) return rc;
     const errno = report?.errno ?? NLE_TO_ERRNO[-rc] ?? 0;
     const libnlText = cStringOrNull(socketSyms().nl_geterror(rc)) ?? `libnl error ${-rc}`;
     throw new NetlinkError(what, errno, report?.message ?? "", libnlText);
