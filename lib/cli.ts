@@ -8,7 +8,7 @@
 import { BUILD_INFO } from "./build_info.ts";
 import { errorObject, toCniError } from "./errors.ts";
 import { parseEnvironment } from "./env.ts";
-import { readStdin } from "./stdin.ts";
+import { readStdin, type SyncReader } from "./stdin.ts";
 import { isSupportedVersion, LATEST_VERSION, SUPPORTED_VERSIONS } from "./version.ts";
 import type { LinkDriver } from "./driver.ts";
 
@@ -17,9 +17,23 @@ export interface PluginWiring {
   loadDriver: () => Promise<LinkDriver>;
 }
 
+/** Something output can be written to synchronously, as `Deno.stdout` is. */
+export interface SyncWriter {
+  writeSync(p: Uint8Array): number;
+}
+
+/** Where one invocation reads its config and writes its output: the process's own stdio in production. */
+export interface PluginIo {
+  stdin: SyncReader;
+  stdout: SyncWriter;
+  stderr: SyncWriter;
+}
+
+const PROCESS_IO: PluginIo = { stdin: Deno.stdin, stdout: Deno.stdout, stderr: Deno.stderr };
+
 const encoder = new TextEncoder();
 
-function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): void {
+function writeAll(stream: SyncWriter, text: string): void {
   const bytes = encoder.encode(text);
   for (let off = 0; off < bytes.length;) off += stream.writeSync(bytes.subarray(off));
 }
@@ -46,21 +60,21 @@ Options:
 `;
 
 /** Handles command-line flags; returns an exit code, or null when there were none. */
-async function handleFlags(args: string[]): Promise<number | null> {
+async function handleFlags(args: string[], io: PluginIo): Promise<number | null> {
   if (args.length === 0) return null;
   const { parseArgs } = await import("@std/cli");
   const flags = parseArgs(args, { boolean: ["version", "help"], alias: { v: "version", h: "help" } });
   const unknown = Object.keys(flags).filter((k) => !["_", "version", "help", "v", "h"].includes(k));
   if (flags.help) {
-    writeAll(Deno.stdout, HELP);
+    writeAll(io.stdout, HELP);
     return 0;
   }
   if (flags.version) {
-    writeAll(Deno.stdout, versionLine() + "\n");
+    writeAll(io.stdout, versionLine() + "\n");
     return 0;
   }
   const given = [...unknown.map((k) => (k.length === 1 ? `-${k}` : `--${k}`)), ...flags._];
-  writeAll(Deno.stderr, `ipoib: unknown arguments ${given.join(" ")}\n${HELP}`);
+  writeAll(io.stderr, `ipoib: unknown arguments ${given.join(" ")}\n${HELP}`);
   return 2;
 }
 
@@ -76,22 +90,24 @@ function versionIn(text: string): string | null {
 
 /**
  * Runs one plugin invocation as a runtime makes it and returns the exit code.
- * Output goes to stdout (result or error object); diagnostics to stderr.
+ * Output goes to stdout (result or error object); diagnostics to stderr. `io` is the process's stdio
+ * unless a test runs many invocations in one process.
  */
 export async function runPlugin(
   args: string[],
   environ: Record<string, string>,
   wiring: PluginWiring,
+  io: PluginIo = PROCESS_IO,
 ): Promise<number> {
   let errorVersion: string = LATEST_VERSION;
   try {
-    const flagExit = await handleFlags(args);
+    const flagExit = await handleFlags(args, io);
     if (flagExit !== null) return flagExit;
     if (!environ.CNI_COMMAND) {
-      writeAll(Deno.stderr, aboutText() + "\n");
+      writeAll(io.stderr, aboutText() + "\n");
       return 0;
     }
-    const stdin = readStdin();
+    const stdin = readStdin(undefined, io.stdin);
     const text = new TextDecoder().decode(stdin);
     errorVersion = versionIn(text) ?? LATEST_VERSION;
     const env = parseEnvironment(environ);
@@ -105,17 +121,17 @@ export async function runPlugin(
       const cniVersion = typeof requested === "string" && /^\d+\.\d+\.\d+$/.test(requested)
         ? requested
         : LATEST_VERSION;
-      writeAll(Deno.stdout, JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS }) + "\n");
+      writeAll(io.stdout, JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS }) + "\n");
       return 0;
     }
     const { runVerb } = await import("./plugin.ts");
     const output = await runVerb({ env, environ, stdin, text, loadDriver: wiring.loadDriver });
-    if (output !== null) writeAll(Deno.stdout, JSON.stringify(output) + "\n");
+    if (output !== null) writeAll(io.stdout, JSON.stringify(output) + "\n");
     return 0;
   } catch (e) {
     const err = toCniError(e);
-    writeAll(Deno.stdout, JSON.stringify(errorObject(err, errorVersion)) + "\n");
-    writeAll(Deno.stderr, `ipoib: ${err.message}${err.details ? `: ${err.details}` : ""}\n`);
+    writeAll(io.stdout, JSON.stringify(errorObject(err, errorVersion)) + "\n");
+    writeAll(io.stderr, `ipoib: ${err.message}${err.details ? `: ${err.details}` : ""}\n`);
     return 1;
   }
 }

@@ -43,19 +43,25 @@ export function findPlugin(type: string, path: string[]): string {
       continue;
     }
     if (info.isFile && ((info.mode ?? 0) & 0o111) !== 0) return candidate;
-    if (info.isFile) {
-      throw new CniError(ErrorCode.IpamFailure, `IPAM plugin "${type}" at ${candidate} is not executable`);
-    }
+    if (info.isFile) throw new IpamNotFound(type, path, candidate);
   }
   throw new IpamNotFound(type, path);
 }
 
-/** The IPAM plugin is not installed anywhere in CNI_PATH: for DEL, nothing it could hold to release. */
+/**
+ * No runnable IPAM plugin in CNI_PATH (none there, or the first found is not executable): it cannot
+ * have run, so for DEL there is nothing it could hold to release.
+ */
 export class IpamNotFound extends CniError {
-  constructor(type: string, path: string[]) {
+  /**
+   * @param notExecutable the file found first, when it lacks execute permission
+   */
+  constructor(type: string, path: string[], notExecutable?: string) {
     super(
       ErrorCode.IpamFailure,
-      `IPAM plugin "${type}" not found in CNI_PATH`,
+      notExecutable === undefined
+        ? `IPAM plugin "${type}" not found in CNI_PATH`
+        : `IPAM plugin "${type}" at ${notExecutable} is not executable`,
       `searched: ${path.join(":") || "(empty CNI_PATH)"}`,
     );
   }
@@ -150,6 +156,9 @@ export class Ipam {
       child = new Deno.Command(binary, {
         env: { ...this.#environ, CNI_COMMAND: verb },
         clearEnv: true,
+        // Its own process group, so a timeout kills what it started too: a child left holding its stdout
+        // would otherwise keep this plugin waiting for the end of output long after the timeout.
+        detached: true,
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",
@@ -166,8 +175,8 @@ export class Ipam {
     const timer = setTimeout(() => {
       timedOut = true;
       try {
-        child.kill("SIGKILL");
-      } catch { /* already gone */ }
+        Deno.kill(-child.pid, "SIGKILL");
+      } catch { /* the whole group is gone already */ }
     }, this.#timeoutMs);
     let output: Deno.CommandOutput;
     try {

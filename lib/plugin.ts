@@ -5,7 +5,7 @@
  */
 
 import { Netlink } from "../ffi/netlink.ts";
-import { closeNetns, openNetns, withNetns, writeSysctl } from "../ffi/netns.ts";
+import { closeNetns, currentNetns, NetnsError, openNetns, withNetns, writeSysctl } from "../ffi/netns.ts";
 import { decodeJson, type NetConf, parseNetConf } from "./config.ts";
 import type { ChildSpec, LinkDriver } from "./driver.ts";
 import type { CniEnv } from "./env.ts";
@@ -14,6 +14,7 @@ import { Ipam, IpamNotFound, validateCniPath } from "./ipam.ts";
 import { Logger } from "./log.ts";
 import { formatResult, parseResult, type Result } from "./result.ts";
 import { applyIpConfig, checkIpConfig } from "./ipconfig.ts";
+import { temporaryName } from "./temporary_name.ts";
 import { requireVersion } from "./version.ts";
 
 /** Everything one verb needs from the invocation. */
@@ -86,25 +87,62 @@ function lookupMaster(ctx: Context) {
   return { master, spec };
 }
 
-/** A link name unique across concurrent ADDs, for the moment between create and rename. */
-function temporaryName(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(6));
-  return "ipo" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+/**
+ * A master that is down cannot carry the child's traffic: ADD refuses it with the code STATUS reports
+ * for it (50, plugin not available), rather than attaching a pod that cannot talk.
+ */
+function requireMasterUp(master: { name: string; up: boolean }): void {
+  if (!master.up) {
+    throw new CniError(
+      ErrorCode.PluginNotAvailable,
+      `master "${master.name}" is down`,
+      `bring it up (ip link set ${master.name} up) before attaching pods`,
+    );
+  }
 }
 
-/** Deletes a link by name in the current namespace when it exists. */
-function deleteLinkNamed(name: string): void {
-  withNetlink((nl) => {
+/** Deletes a link by name in the current namespace when it exists; true when there was one. */
+function deleteLinkNamed(name: string): boolean {
+  return withNetlink((nl) => {
     const link = nl.getLink(name);
     if (link !== null) nl.deleteLink(link.index);
+    return link !== null;
   });
+}
+
+/**
+ * Fails when CNI_NETNS no longer names the namespace the child was moved into: the runtime removed the
+ * sandbox while ADD ran (the open fd kept the namespace alive until now).
+ */
+function requireSameNetns(nsFd: number, path: string): void {
+  let now: string;
+  try {
+    now = withNetns(path, currentNetns);
+  } catch (e) {
+    if (!(e instanceof NetnsError)) throw e;
+    throw new CniError(
+      ErrorCode.InvalidNetns,
+      `network namespace ${path} was removed during ADD`,
+      e.message,
+      {
+        cause: e,
+      },
+    );
+  }
+  if (now !== withNetns(nsFd, currentNetns)) {
+    throw new CniError(ErrorCode.InvalidNetns, `network namespace ${path} was replaced during ADD`);
+  }
 }
 
 async function cmdAdd(ctx: Context): Promise<unknown> {
   const { env, conf, driver, log } = ctx;
   const nsFd = log.step("open netns", () => openNetns(env.netns));
   try {
-    const { master, spec } = log.step("inspect master", () => lookupMaster(ctx));
+    const { master, spec } = log.step("inspect master", () => {
+      const found = lookupMaster(ctx);
+      requireMasterUp(found.master);
+      return found;
+    });
     const mtu = conf.mtu ?? master.mtu;
     if (mtu > master.mtu) {
       throw new CniError(
@@ -114,7 +152,8 @@ async function cmdAdd(ctx: Context): Promise<unknown> {
     }
 
     // Created under a temporary name in the host namespace, then moved: CNI_IFNAME may exist on the host.
-    const tmpName = temporaryName();
+    const tmpName = await temporaryName(env.containerId, env.ifname);
+    if (deleteLinkNamed(tmpName)) log.info(`removed ${tmpName}, left in the host by an interrupted ADD`);
     log.step(
       `create child ${tmpName}`,
       () => withNetlink((nl) => driver.createChild(nl, tmpName, master, spec)),
@@ -123,11 +162,11 @@ async function cmdAdd(ctx: Context): Promise<unknown> {
     let childName = tmpName;
     const removeChild = () => {
       try {
-        if (childIn === "host") deleteLinkNamed(childName);
-        else withNetns(nsFd, () => deleteLinkNamed(childName));
-      } catch (e) {
-        log.error(`cleanup: delete link ${childName}`, e);
-      }
+        log.step(`cleanup: delete link ${childName} in the ${childIn}`, () => {
+          if (childIn === "host") deleteLinkNamed(childName);
+          else withNetns(nsFd, () => deleteLinkNamed(childName));
+        });
+      } catch { /* logged; the original failure is what the runtime must see */ }
     };
     try {
       log.step("move to netns", () =>
@@ -158,10 +197,9 @@ async function cmdAdd(ctx: Context): Promise<unknown> {
           })));
 
       let result: Result = { interfaces: [], ips: [], routes: [], dns: {} };
-      if (ctx.ipam !== null) {
-        const ipam = ctx.ipam;
-        try {
-          // A plugin that failed or was killed part-way may still hold a lease: DEL is always safe to repeat.
+      const ipam = ctx.ipam;
+      try {
+        if (ipam !== null) {
           result = parseResult(
             await log.stepAsync("ipam add", () => ipam.exec("ADD")),
             `IPAM plugin "${ipam.type}" result`,
@@ -173,10 +211,12 @@ async function cmdAdd(ctx: Context): Promise<unknown> {
             "apply addresses and routes",
             () => withNetns(nsFd, () => applyIpConfig(env.ifname, result)),
           );
-        } catch (e) {
-          await log.stepAsync("cleanup: ipam del", () => ipam.exec("DEL")).catch(() => {});
-          throw e;
         }
+        log.step("verify netns", () => requireSameNetns(nsFd, env.netns));
+      } catch (e) {
+        // A plugin that failed or was killed part-way may still hold a lease: DEL is always safe to repeat.
+        if (ipam !== null) await log.stepAsync("cleanup: ipam del", () => ipam.exec("DEL")).catch(() => {});
+        throw e;
       }
       return formatResult(
         {
@@ -224,6 +264,9 @@ async function cmdDel(ctx: Context): Promise<null> {
       log.info(`ipam del: ${e.message}; nothing to release`);
     }
   }
+  // An ADD killed part-way may have left its child under the temporary name, in the host or in the pod.
+  const tmpName = await temporaryName(env.containerId, env.ifname);
+  log.step(`delete ${tmpName} in the host`, () => deleteLinkNamed(tmpName));
   if (env.netns === "") return null;
   let nsFd: number;
   try {
@@ -233,7 +276,11 @@ async function cmdDel(ctx: Context): Promise<null> {
     throw e;
   }
   try {
-    log.step("delete link", () => withNetns(nsFd, () => deleteLinkNamed(env.ifname)));
+    log.step("delete link", () =>
+      withNetns(nsFd, () => {
+        deleteLinkNamed(env.ifname);
+        deleteLinkNamed(tmpName);
+      }));
   } finally {
     closeNetns(nsFd);
   }
@@ -319,8 +366,7 @@ async function cmdGc(ctx: Context): Promise<null> {
 async function cmdStatus(ctx: Context): Promise<null> {
   requireVersion(ctx.conf.cniVersion, "1.1.0", "STATUS");
   try {
-    const { master } = lookupMaster(ctx);
-    if (!master.up) throw new CniError(ErrorCode.PluginNotAvailable, `master "${master.name}" is down`);
+    requireMasterUp(lookupMaster(ctx).master);
   } catch (e) {
     if (e instanceof CniError && e.code === ErrorCode.PluginNotAvailable) throw e;
     const why = e instanceof Error ? e.message : String(e);

@@ -8,18 +8,24 @@ import { CniError, ErrorCode } from "./errors.ts";
 /** The largest configuration accepted on stdin; a runtime never sends one near this size. */
 export const MAX_STDIN_BYTES = 1 << 20;
 
+/** Something stdin can be read from synchronously, as `Deno.stdin` is. */
+export interface SyncReader {
+  readSync(p: Uint8Array): number | null;
+}
+
 /**
  * Reads all of stdin synchronously (cheaper at start-up than a stream) and refuses more than `limit` bytes.
- * A closed or absent stdin reads as empty.
+ * A closed or absent stdin reads as empty. `source` is the process's stdin unless a caller runs the
+ * plugin in-process (the fuzz tests).
  */
-export function readStdin(limit = MAX_STDIN_BYTES): Uint8Array {
+export function readStdin(limit = MAX_STDIN_BYTES, source: SyncReader = Deno.stdin): Uint8Array {
   const chunks: Uint8Array[] = [];
   let total = 0;
   const buf = new Uint8Array(64 * 1024);
   while (true) {
     let n: number | null;
     try {
-      n = Deno.stdin.readSync(buf);
+      n = source.readSync(buf);
     } catch {
       break; // no stdin at all (closed descriptor)
     }
