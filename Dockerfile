@@ -21,6 +21,8 @@ ARG COMMIT=unknown
 ARG DATE=unknown
 RUN set -eu; \
     case "${TARGETARCH}" in amd64|arm64) ;; \
+      "") echo "ipoib-cni: TARGETARCH is unset: build with BuildKit (docker buildx build, or make image)" >&2; \
+         exit 1;; \
       *) echo "ipoib-cni: TARGETARCH=${TARGETARCH} is not supported (amd64, arm64; README, Architectures)" >&2; \
          exit 1;; \
     esac; \

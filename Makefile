@@ -161,23 +161,29 @@ image-check: arch-check
 	@case "$(notdir $(DOCKERFILE))" in *ppc64le*) echo "make image: $(PPC64LE_MESSAGE)" >&2; exit 1;; esac
 	@[ -f "$(DOCKERFILE)" ] || { echo "make image: no such Dockerfile: $(DOCKERFILE)" >&2; exit 1; }
 	@command -v $(DOCKER) >/dev/null || { echo "make image: $(DOCKER) not found" >&2; exit 1; }
+	@$(DOCKER) buildx version >/dev/null 2>&1 || { echo "make image: needs docker buildx (BuildKit): the" \
+	  "Dockerfile relies on BuildKit's BUILDPLATFORM/TARGETARCH, which the legacy builder does not set" >&2; exit 1; }
 
 # Builds for ARCH on any host: the build stage runs natively and cross-compiles, the runtime stage only
-# copies files, so no emulation is needed. A DENORT_BIN given here is checked, then copied into the
-# build context for the build stage (which otherwise downloads denort itself).
+# copies files, so no emulation is needed. A DENORT_BIN given here is checked, then lent to the build stage
+# through the build context as $(IMAGE_DENORT_DIR)/denort-<target> and removed afterwards, so no stale runtime
+# lingers. Without one the build stage uses a denort placed there by hand, or downloads it.
 image: image-check
-	@rm -rf "$(IMAGE_DENORT_DIR)" && mkdir -p "$(IMAGE_DENORT_DIR)"
-	@if [ -n "$(DENORT_BIN)" ]; then \
-	  $(MAKE) --no-print-directory denort-check && cp "$(DENORT_BIN)" "$(IMAGE_DENORT_DIR)/denort-$(DENO_TARGET)"; \
-	fi
-	$(DOCKER) $(if $(filter $(ARCH),$(HOST_ARCH)),build,buildx build --load) --platform linux/$(ARCH) \
+	@set -e; \
+	if [ -n "$(DENORT_BIN)" ]; then \
+	  $(MAKE) --no-print-directory denort-check; \
+	  lent="$(IMAGE_DENORT_DIR)/denort-$(DENO_TARGET)"; trap 'rm -f "$$lent"' EXIT; \
+	  mkdir -p "$(IMAGE_DENORT_DIR)"; cp "$(DENORT_BIN)" "$$lent"; \
+	fi; \
+	set -x; \
+	$(DOCKER) buildx build --load --platform linux/$(ARCH) \
 	  -f $(DOCKERFILE) --build-arg VERSION="$(VERSION)" --build-arg COMMIT="$(COMMIT)" \
 	  --build-arg DATE="$(DATE)" -t $(IMAGE):$(IMAGE_TAG)$(if $(filter $(ARCH),$(HOST_ARCH)),,-$(ARCH)) .
 
 # One multi-arch image (amd64 + arm64) pushed to a registry: what the DaemonSet wants on mixed clusters.
-# denort files for both targets may be placed in $(IMAGE_DENORT_DIR)/denort-<target> beforehand.
+# Offline, place denort for both targets in $(IMAGE_DENORT_DIR)/denort-<target> beforehand.
 image-multiarch:
-	@case "$(notdir $(DOCKERFILE))" in *ppc64le*) echo "make image: $(PPC64LE_MESSAGE)" >&2; exit 1;; esac
+	@$(MAKE) --no-print-directory image-check ARCH=amd64
 	$(DOCKER) buildx build --platform linux/amd64,linux/arm64 -f $(DOCKERFILE) --build-arg VERSION="$(VERSION)" \
 	  --build-arg COMMIT="$(COMMIT)" --build-arg DATE="$(DATE)" -t $(IMAGE):$(IMAGE_TAG) --push .
 

@@ -5,6 +5,7 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { type Arch, readElfArch } from "../../packaging/elf.ts";
 
 /** The checkout this test file belongs to, without a trailing slash. */
 export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url)).replace(/\/$/, "");
@@ -119,4 +120,11 @@ export async function makeFile(
   await Deno.writeFile(path, data, { mode });
   await Deno.chmod(path, mode);
   return data;
+}
+
+/** The architecture of this machine's own executables, and the other supported one (for cross builds). */
+export async function archs(): Promise<{ host: Arch; other: Arch }> {
+  const elf = await readElfArch("/bin/true");
+  if (!elf.ok) throw new Error(`/bin/true: ${elf.reason}`);
+  return { host: elf.arch, other: elf.arch === "amd64" ? "arm64" : "amd64" };
 }
