@@ -38,7 +38,7 @@ debian-packages:
 demo: setup
 	$(DENO) run --allow-env --allow-read --allow-write=/tmp,/run/netns --allow-run demo/demo.ts
 
-test: setup fmt-check lint check test-unit test-integration test-hardware test-package
+test: setup fmt-check lint check test-unit test-integration test-hardware test-package test-e2e
 
 test-unit:
 	$(DENO) test tests/unit
@@ -191,3 +191,26 @@ image-multiarch:
 test-package:
 	$(DENO) check installer/ packaging/
 	$(DENO) test --allow-read --allow-write="$${TMPDIR:-/tmp}" --allow-run --allow-env tests/package
+
+# =====================================================================================================
+# End-to-end tests with real runtimes (issue 6): podman 4.3 (CNI backend) and a libcni client built from
+# Debian's sources, each confined to its own temporary directories. See README "End-to-end tests".
+# =====================================================================================================
+
+E2E_DEBIAN_PACKAGES := podman runc conmon busybox-static golang-go golang-github-appc-cni-dev
+# The test process writes only below the temp dir; it runs podman, go, ip and the plugin as processes.
+E2E_FLAGS := --allow-env --allow-read --allow-write="$${TMPDIR:-/tmp}" --allow-run
+
+.PHONY: e2e-packages test-e2e
+
+# Installs what is missing; apt-get update runs only when the package lists cannot supply it.
+e2e-packages:
+	@missing=""; for p in $(E2E_DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "test-e2e: installing Debian packages:$$missing"; \
+	  apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; }; \
+	  apt_install 2>/dev/null || { apt-get update -qq >/dev/null && apt_install; }; \
+	fi
+
+test-e2e: setup e2e-packages
+	$(DENO) test $(E2E_FLAGS) tests/e2e
