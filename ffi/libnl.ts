@@ -45,6 +45,27 @@ const LIBNL_SYMBOLS = {
     result: "i32",
   },
 
+  /** int nl_send_auto(struct nl_sock *sk, struct nl_msg *msg): sets port, sequence and NLM_F_ACK; does not free msg */
+  nl_send_auto: {
+    parameters: ["pointer", /* struct nl_sock *sk */ "pointer" /* struct nl_msg *msg */],
+    result: "i32",
+  },
+  /** int nl_recvmsgs_default(struct nl_sock *sk): reads one datagram (a whole dump) through the socket's callbacks */
+  nl_recvmsgs_default: { parameters: ["pointer" /* struct nl_sock *sk */], result: "i32" },
+  /** int nl_socket_modify_cb(struct nl_sock *sk, enum nl_cb_type type, enum nl_cb_kind kind, nl_recvmsg_msg_cb_t func, void *arg) */
+  nl_socket_modify_cb: {
+    parameters: [
+      "pointer", /* struct nl_sock *sk */
+      "i32", /* enum nl_cb_type type */
+      "i32", /* enum nl_cb_kind kind */
+      "function", /* nl_recvmsg_msg_cb_t func, NULL for NL_CB_DEFAULT */
+      "pointer", /* void *arg */
+    ],
+    result: "i32",
+  },
+  /** struct nlmsghdr *nlmsg_hdr(struct nl_msg *msg): borrowed, lives as long as msg */
+  nlmsg_hdr: { parameters: ["pointer" /* struct nl_msg *msg */], result: "pointer" },
+
   /** struct nl_msg *nlmsg_alloc_simple(int nlmsgtype, int flags) */
   nlmsg_alloc_simple: { parameters: ["i32", /* int nlmsgtype */ "i32" /* int flags */], result: "pointer" },
   /** int nlmsg_append(struct nl_msg *msg, void *data, size_t len, int pad) */
@@ -417,6 +438,17 @@ export const messageSyms = nl([
   "nla_nest_end",
 ]);
 
+/** A request whose reply is read raw, message by message (IFLA_INFO_DATA libnl does not parse). */
+export const requestSyms = nl([
+  "nlmsg_alloc_simple",
+  "nlmsg_append",
+  "nlmsg_free",
+  "nlmsg_hdr",
+  "nl_send_auto",
+  "nl_recvmsgs_default",
+  "nl_socket_modify_cb",
+]);
+
 /** Abstract addresses (IP, hardware). */
 export const addrSyms = nl([
   "nl_addr_build",
@@ -522,6 +554,15 @@ export const routeReadSyms = route([
   "rtnl_route_nh_get_ifindex",
   "rtnl_route_nh_get_gateway",
 ]);
+
+/** The C type of libnl's message callback, nl_recvmsg_msg_cb_t. */
+export const MSG_CALLBACK = {
+  parameters: [
+    "pointer", /* struct nl_msg *msg */
+    "pointer", /* void *arg */
+  ],
+  result: "i32", /* enum nl_cb_action */
+} as const satisfies Deno.UnsafeCallbackDefinition;
 
 /** The C type of libnl's error callback, nl_recvmsg_err_cb_t. */
 export const ERR_CALLBACK = {

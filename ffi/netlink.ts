@@ -18,6 +18,7 @@ import {
   parseIp,
 } from "./inet.ts";
 import { cString, setIntSockopt, strerror } from "./libc.ts";
+import { type Attributes, attrString, parseAttributes } from "./nlattr.ts";
 import {
   addrReadSyms,
   addrSyms,
@@ -28,6 +29,8 @@ import {
   linkReadSyms,
   linkWriteSyms,
   messageSyms,
+  MSG_CALLBACK,
+  requestSyms,
   routeReadSyms,
   routeWriteSyms,
   socketSyms,
@@ -115,8 +118,28 @@ export interface IpoibChildRequest {
   umcast?: boolean;
 }
 
+/** The kind-specific settings of a link, which {@link LinkInfo} does not carry. */
+export interface LinkInfoData {
+  /** IFLA_INFO_KIND ("veth", "macvlan", "ipoib"), null for a physical device. */
+  kind: string | null;
+  /**
+   * The attributes nested in IFLA_INFO_DATA by type (IFLA_IPOIB_PKEY, IFLA_MACVLAN_MODE, ...), as
+   * the kernel sent them; empty when it sent none. Decode them with ffi/nlattr.ts.
+   */
+  data: Attributes;
+}
+
+/** IFLA_IPOIB_PKEY of if_link.h (u16, in IFLA_INFO_DATA): the partition key. */
+export const IFLA_IPOIB_PKEY = 1;
+/** IFLA_IPOIB_MODE (u16): 0 datagram, 1 connected. */
+export const IFLA_IPOIB_MODE = 2;
+/** IFLA_IPOIB_UMCAST (u16): 1 when user-space multicast is allowed. */
+export const IFLA_IPOIB_UMCAST = 3;
+/** IFLA_MACVLAN_MODE of if_link.h (u32, in IFLA_INFO_DATA): one of {@link MACVLAN_MODES}. */
+export const IFLA_MACVLAN_MODE = 1;
+
 /** Macvlan modes by name (MACVLAN_MODE_* of if_link.h). */
-const MACVLAN_MODES = { private: 1, vepa: 2, bridge: 4, passthru: 8 } as const;
+export const MACVLAN_MODES = { private: 1, vepa: 2, bridge: 4, passthru: 8 } as const;
 
 /** A macvlan mode name. */
 export type MacvlanMode = keyof typeof MACVLAN_MODES;
@@ -146,8 +169,15 @@ const NETLINK_ROUTE = 0;
 const SOL_NETLINK = 270;
 const NETLINK_CAP_ACK = 10;
 const NETLINK_EXT_ACK = 11;
+const NL_CB_VALID = 0;
+const NL_CB_ACK = 4;
+const NL_CB_DEFAULT = 0;
 const NL_CB_CUSTOM = 3;
+const NL_OK = 0;
 const NL_STOP = 2;
+const NLMSG_ERROR = 2;
+const NLMSG_HDRLEN = 16;
+const IFINFOMSG_LEN = 16;
 const NLM_F_ACK = 0x4;
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
@@ -155,15 +185,13 @@ const NLM_F_CAPPED = 0x100;
 const NLM_F_ACK_TLVS = 0x200;
 const NLMSGERR_ATTR_MSG = 1;
 const RTM_NEWLINK = 16;
+const RTM_GETLINK = 18;
 const IFF_UP = 0x1;
 const IFLA_IFNAME = 3;
 const IFLA_LINK = 5;
 const IFLA_LINKINFO = 18;
 const IFLA_INFO_KIND = 1;
 const IFLA_INFO_DATA = 2;
-const IFLA_IPOIB_PKEY = 1;
-const IFLA_IPOIB_MODE = 2;
-const IFLA_IPOIB_UMCAST = 3;
 const IFA_F_NODAD = 0x02;
 const IFA_F_DADFAILED = 0x08;
 const IFA_F_TENTATIVE = 0x40;
@@ -256,6 +284,31 @@ function linkInfo(link: Ptr): LinkInfo {
     up: (flags & IFF_UP) !== 0,
     hwaddr: formatHwaddr(addrBytes(s.rtnl_link_get_addr(link))),
     parentIndex: s.rtnl_link_get_link(link),
+  };
+}
+
+/** Decodes the kernel's RTM_NEWLINK reply for link `index` (nlmsghdr, ifinfomsg, attributes). */
+function linkInfoDataOf(reply: Uint8Array | null, index: number, what: string): LinkInfoData {
+  const start = NLMSG_HDRLEN + IFINFOMSG_LEN;
+  if (reply === null || reply.length < start) {
+    throw new CniError(ErrorCode.Internal, `${what}: the kernel sent no link in its reply`);
+  }
+  // Typed arrays over an aligned copy read the headers in host byte order, as netlink sends them.
+  const head = reply.slice(0, start).buffer;
+  const type = new Uint16Array(head)[2]; // nlmsghdr.nlmsg_type
+  const replyIndex = new Int32Array(head)[5]; // ifinfomsg.ifi_index
+  if (type !== RTM_NEWLINK || replyIndex !== index) {
+    throw new CniError(
+      ErrorCode.Internal,
+      `${what}: the kernel replied with message type ${type} for link ${replyIndex}`,
+    );
+  }
+  const info = parseAttributes(reply.subarray(start)).get(IFLA_LINKINFO);
+  const nested = info === undefined ? new Map<number, Uint8Array>() : parseAttributes(info);
+  const data = nested.get(IFLA_INFO_DATA);
+  return {
+    kind: attrString(nested, IFLA_INFO_KIND),
+    data: data === undefined ? new Map() : parseAttributes(data),
   };
 }
 
@@ -406,6 +459,64 @@ export class Netlink implements Disposable {
     } finally {
       s.rtnl_link_put(link);
     }
+  }
+
+  /**
+   * The kind and the raw IFLA_INFO_DATA attributes of one link; null when there is no such link.
+   * libnl keeps IFLA_INFO_DATA only for kinds it has a module for, and it has none for IPoIB, so
+   * this sends its own RTM_GETLINK and copies the attributes out of the kernel's reply.
+   */
+  getLinkInfoData(index: number): LinkInfoData | null {
+    const what = `get settings of link ${index}`;
+    const r = requestSyms();
+    const sk = this.#socket;
+    const got: { reply: Uint8Array | null; acked: boolean } = { reply: null, acked: false };
+    // One callback for the reply and the ack. The reply is copied: libnl frees it after the call.
+    const callback = new Deno.UnsafeCallback(MSG_CALLBACK, (msg) => {
+      const hdr = msg ? r.nlmsg_hdr(msg) : null;
+      if (!hdr) return NL_OK;
+      const view = new Deno.UnsafePointerView(hdr);
+      if (view.getUint16(4) === NLMSG_ERROR) {
+        got.acked = true;
+        return NL_STOP;
+      }
+      const bytes = new Uint8Array(view.getUint32(0));
+      view.copyInto(bytes);
+      got.reply = bytes;
+      return NL_OK;
+    });
+    const msg = r.nlmsg_alloc_simple(RTM_GETLINK, 0);
+    try {
+      if (!msg) throw outOfMemory(what);
+      const ifinfomsg = new Uint8Array(IFINFOMSG_LEN); // family AF_UNSPEC, then ifi_index at 4
+      new Int32Array(ifinfomsg.buffer, 4, 1)[0] = index;
+      if (r.nlmsg_append(msg, ifinfomsg, BigInt(ifinfomsg.length), NLMSG_ALIGNTO) < 0) {
+        throw new NetlinkError(`${what}: build message`, 90, "", "message too long");
+      }
+      this.#check(r.nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, callback.pointer, null), what);
+      this.#check(r.nl_socket_modify_cb(sk, NL_CB_ACK, NL_CB_CUSTOM, callback.pointer, null), what);
+      this.#check(r.nl_send_auto(sk, msg), what);
+      // nl_send_auto asks for an ack; the reply and the ack come as separate datagrams, one per
+      // nl_recvmsgs_default. Reading up to the ack keeps the socket's sequence numbers in step
+      // for the next request. A failure (ENODEV) comes instead of both, through the error callback.
+      for (let reads = 0; !got.acked; reads++) {
+        if (reads === 8) {
+          throw new CniError(ErrorCode.Internal, `${what}: the kernel sent no acknowledgement`);
+        }
+        const rc = r.nl_recvmsgs_default(sk);
+        if (rc === -NLE_NODEV || rc === -NLE_OBJ_NOTFOUND) {
+          this.#report = null;
+          return null;
+        }
+        this.#check(rc, what);
+      }
+    } finally {
+      r.nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_DEFAULT, null, null);
+      r.nl_socket_modify_cb(sk, NL_CB_ACK, NL_CB_DEFAULT, null, null);
+      callback.close();
+      if (msg) r.nlmsg_free(msg);
+    }
+    return linkInfoDataOf(got.reply, index, what);
   }
 
   /** Every link in this namespace, in the kernel's order. */

@@ -4,8 +4,15 @@
  * @module
  */
 
-import type { LinkInfo, Netlink } from "../ffi/netlink.ts";
+import {
+  IFLA_IPOIB_MODE,
+  IFLA_IPOIB_PKEY,
+  IFLA_IPOIB_UMCAST,
+  type LinkInfo,
+  type Netlink,
+} from "../ffi/netlink.ts";
 import { readSysfsNet } from "../ffi/netns.ts";
+import { type Attributes, attrU16 } from "../ffi/nlattr.ts";
 import type { NetConf } from "./config.ts";
 import type { ChildSpec, LinkDriver } from "./driver.ts";
 import { CniError, ErrorCode } from "./errors.ts";
@@ -15,6 +22,39 @@ export const ARPHRD_INFINIBAND = 32;
 
 /** The full-membership bit of a partition key; the kernel sets it on every child it creates. */
 const FULL_MEMBERSHIP = 0x8000;
+
+const hex16 = (n: number) => `0x${n.toString(16).padStart(4, "0")}`;
+const modeName = (m: number) => (m === 0 ? "datagram" : m === 1 ? "connected" : `unknown (${m})`);
+
+/**
+ * Why the IFLA_INFO_DATA attributes of an IPoIB link (as the kernel's ipoib_fill_info reports them)
+ * do not match `spec`, or null when they do. Partition keys compare without the full-membership bit,
+ * which the kernel sets on every child; a setting `spec` leaves open is not compared.
+ */
+export function ipoibSettingsProblem(data: Attributes, spec: ChildSpec): string | null {
+  const missing = (what: string, type: number) =>
+    `reports no ${what} (IFLA_INFO_DATA holds no u16 attribute ${type})`;
+  if (spec.pkey !== undefined) {
+    const pkey = attrU16(data, IFLA_IPOIB_PKEY);
+    if (pkey === null) return missing("partition key", IFLA_IPOIB_PKEY);
+    if ((pkey & 0x7fff) !== (spec.pkey & 0x7fff)) {
+      return `has partition key ${hex16(pkey)}, expected ${hex16(spec.pkey | FULL_MEMBERSHIP)}`;
+    }
+  }
+  if (spec.mode !== undefined) {
+    const mode = attrU16(data, IFLA_IPOIB_MODE);
+    if (mode === null) return missing("IPoIB mode", IFLA_IPOIB_MODE);
+    if (mode !== spec.mode) return `is in ${modeName(mode)} mode, expected ${modeName(spec.mode)}`;
+  }
+  if (spec.umcast !== undefined) {
+    const umcast = attrU16(data, IFLA_IPOIB_UMCAST);
+    if (umcast === null) return missing("user-space multicast setting", IFLA_IPOIB_UMCAST);
+    if ((umcast !== 0) !== spec.umcast) {
+      return `has user-space multicast ${umcast ? "on" : "off"}, expected ${spec.umcast ? "on" : "off"}`;
+    }
+  }
+  return null;
+}
 
 /** True when `link` is an IPoIB interface. */
 export function isIpoib(link: LinkInfo): boolean {
@@ -86,11 +126,15 @@ export const ipoibDriver: LinkDriver = {
     });
   },
 
-  childProblem(_nl: Netlink, link: LinkInfo, master: LinkInfo, _spec: ChildSpec): string | null {
+  childProblem(nl: Netlink, link: LinkInfo, master: LinkInfo, spec: ChildSpec): string | null {
     if (link.kind !== "ipoib") {
       return `is ${link.kind ? `a ${link.kind} link` : "not a typed link"}, not an IPoIB child`;
     }
     if (link.parentIndex !== master.index) return `is not a child of master "${master.name}"`;
-    return null;
+    // LinkInfo has no IPoIB settings (libnl drops them) and sysfs shows the host's namespace, not
+    // the pod's: read them from the kernel's own report of the link.
+    const info = nl.getLinkInfoData(link.index);
+    if (info === null) return "disappeared while being checked";
+    return ipoibSettingsProblem(info.data, spec);
   },
 };

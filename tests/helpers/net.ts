@@ -41,7 +41,7 @@ export interface IpLink {
   link_type?: string;
   link?: string;
   link_index?: number;
-  linkinfo?: { info_kind?: string };
+  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
 }
 
 /** Links of the host namespace, or of named namespace `ns`. */

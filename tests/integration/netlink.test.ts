@@ -13,7 +13,8 @@ import {
   assertThrows,
 } from "@std/assert";
 import { CniError, ErrorCode } from "../../lib/errors.ts";
-import { Netlink, NetlinkError, type RouteInfo } from "../../ffi/netlink.ts";
+import { IFLA_MACVLAN_MODE, Netlink, NetlinkError, type RouteInfo } from "../../ffi/netlink.ts";
+import { attrU32 } from "../../ffi/nlattr.ts";
 import {
   closeNetns,
   currentNetns,
@@ -237,6 +238,45 @@ Deno.test("links: veth, macvlan, move, rename/MTU/up, addresses, routes, delete"
     assertEquals(nl.getLink("vb"), null);
   });
   assertEquals(currentNetns(), hostNs);
+});
+
+Deno.test("link settings: raw IFLA_INFO_DATA reads a macvlan's mode (bridge 4, private 1)", opts, () => {
+  using a = new TestNetns("nli");
+  inNs(a, (nl) => {
+    nl.createVeth("va", "vb");
+    const va = nl.getLink("va")!;
+    nl.createMacvlan({ name: "mvb", parentIndex: va.index, mode: "bridge" });
+    nl.createMacvlan({ name: "mvp", parentIndex: va.index, mode: "private" });
+    const mode = (name: string) => {
+      const info = nl.getLinkInfoData(nl.getLink(name)!.index)!;
+      assertEquals(info.kind, "macvlan");
+      return attrU32(info.data, IFLA_MACVLAN_MODE);
+    };
+    assertEquals(mode("mvb"), 4);
+    assertEquals(mode("mvp"), 1);
+    // iproute2, reading the same attribute independently, agrees.
+    const ipMode = (name: string) =>
+      JSON.parse(run("ip", "-n", a.name, "-j", "-d", "link", "show", name))[0].linkinfo.info_data.mode;
+    assertEquals([ipMode("mvb"), ipMode("mvp")], ["bridge", "private"]);
+    // A change made behind our back is seen on the next read.
+    run("ip", "-n", a.name, "link", "set", "mvp", "type", "macvlan", "mode", "vepa");
+    assertEquals(mode("mvp"), 2);
+
+    // A kind without settings, a device without a kind, a missing link.
+    assertEquals(nl.getLinkInfoData(va.index), { kind: "veth", data: new Map() });
+    assertEquals(nl.getLinkInfoData(nl.getLink("lo")!.index), { kind: null, data: new Map() });
+    assertEquals(nl.getLinkInfoData(999999), null);
+
+    // Reads leave the socket in step: later requests get their own answers, failures included.
+    for (let i = 0; i < 50; i++) assertEquals(mode("mvb"), 4);
+    const missing = assertThrows(() => nl.setLink(999998, { mtu: 1400 }), NetlinkError);
+    assertEquals(missing.errno, ENODEV);
+    nl.setLink(va.index, { mtu: 1400 });
+    assertEquals(nl.getLink("va")!.mtu, 1400);
+    assertEquals(mode("mvb"), 4);
+    nl.deleteLink(va.index);
+    assertEquals(nl.getLink("mvb"), null);
+  });
 });
 
 Deno.test("errors: EEXIST, IPoIB refused with the kernel's text, bad input", opts, () => {

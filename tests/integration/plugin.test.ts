@@ -241,6 +241,28 @@ Deno.test("CHECK reports a missing address and a wrong MTU", async () => {
   });
 });
 
+Deno.test("CHECK reads the child's kind settings from the kernel: a wrong macvlan mode is reported", async () => {
+  await withFixture(async (f) => {
+    const c = conf(f, "1.0.0", hostLocal(f, [[{ subnet: "10.82.1.0/24" }]]));
+    const result = await add(f, c);
+    assertEquals((await check(f, c, result)).code, 0);
+    // Same link, same parent, addresses, routes and MTU: only IFLA_INFO_DATA differs.
+    const set = await new Deno.Command("ip", {
+      args: ["-n", f.pod.name, "link", "set", "ib1", "type", "macvlan", "mode", "private"],
+    }).output();
+    assert(set.success, new TextDecoder().decode(set.stderr));
+    assertEquals((await podInterface(f)).linkinfo?.info_data?.mode, "private");
+    const wrong = await check(f, c, result);
+    assertEquals(wrong.code, 1);
+    assertEquals((wrong.json as Json).code, 102);
+    assertEquals(
+      (wrong.json as Json).msg,
+      'CHECK: interface "ib1" is in macvlan mode private, expected bridge',
+    );
+    await del(f, c);
+  });
+});
+
 Deno.test("CHECK without prevResult is refused", async () => {
   await withFixture(async (f) => {
     const c = conf(f, "1.0.0", {});

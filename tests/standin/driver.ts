@@ -5,7 +5,8 @@
  * @module
  */
 
-import type { LinkInfo, Netlink } from "../../ffi/netlink.ts";
+import { IFLA_MACVLAN_MODE, type LinkInfo, MACVLAN_MODES, type Netlink } from "../../ffi/netlink.ts";
+import { attrU32 } from "../../ffi/nlattr.ts";
 import type { ChildSpec, LinkDriver } from "../../lib/driver.ts";
 import { CniError, ErrorCode } from "../../lib/errors.ts";
 
@@ -28,11 +29,19 @@ export const standinDriver: LinkDriver = {
     nl.createMacvlan({ name, parentIndex: master.index, mode: "bridge" });
   },
 
-  childProblem(_nl: Netlink, link: LinkInfo, master: LinkInfo): string | null {
+  childProblem(nl: Netlink, link: LinkInfo, master: LinkInfo): string | null {
     if (link.kind !== "macvlan") {
       return `is ${link.kind ? `a ${link.kind} link` : "not a typed link"}, not a macvlan child`;
     }
     if (link.parentIndex !== master.index) return `is not a child of master "${master.name}"`;
+    // Read the way the IPoIB driver reads pkey, mode and umcast: raw IFLA_INFO_DATA from the kernel.
+    const info = nl.getLinkInfoData(link.index);
+    if (info === null) return "disappeared while being checked";
+    const mode = attrU32(info.data, IFLA_MACVLAN_MODE);
+    if (mode !== MACVLAN_MODES.bridge) {
+      const name = Object.entries(MACVLAN_MODES).find(([, v]) => v === mode)?.[0] ?? String(mode);
+      return `is in macvlan mode ${name}, expected bridge`;
+    }
     return null;
   },
 };
