@@ -37,6 +37,11 @@ export class NetnsError extends CniError {
     this.name = "NetnsError";
     this.errno = errno;
   }
+
+  /** The path opened but is no network namespace (a regular file, a directory, another namespace kind). */
+  get notANetns(): boolean {
+    return this.errno === Errno.ENOTTY || this.errno === Errno.EINVAL;
+  }
 }
 
 /**

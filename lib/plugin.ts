@@ -272,8 +272,11 @@ async function cmdDel(ctx: Context): Promise<null> {
   try {
     nsFd = openNetns(env.netns);
   } catch (e) {
-    if (e instanceof CniError && e.code === ErrorCode.InvalidNetns && netnsIsGone(env.netns)) return null;
-    throw e;
+    // Nothing of ours can be in a namespace that is gone, nor in a path that is none (ADD refuses those):
+    // failing would make the runtime retry forever.
+    if (!(e instanceof NetnsError) || !(e.notANetns || netnsIsGone(env.netns))) throw e;
+    log.info(`delete link: ${e.message}; nothing to delete there`);
+    return null;
   }
   try {
     log.step("delete link", () =>

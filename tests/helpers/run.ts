@@ -32,12 +32,21 @@ export function pluginCommand(entry: string): string[] {
   return [Deno.execPath(), "run", "--quiet", ...PLUGIN_FLAGS, `${ROOT}/${entry}`];
 }
 
-/** Runs `argv` with `env` (and nothing else of ours) and `stdin`, and collects what it printed. */
-export async function runPlugin(
+/** A plugin process started in the background: a test may pause, kill or resume it before awaiting it. */
+export interface RunningPlugin {
+  pid: number;
+  /** Sends SIGKILL, as a runtime that gives up on the plugin does. */
+  kill(): void;
+  /** What it printed and returned, once it has ended. */
+  done: Promise<PluginRun>;
+}
+
+/** Starts `argv` with `env` (and nothing else of ours) and `stdin`, without waiting for it to end. */
+export function startPlugin(
   argv: string[],
   env: Record<string, string>,
   stdin: string | Uint8Array = "",
-): Promise<PluginRun> {
+): RunningPlugin {
   const start = performance.now();
   const child = new Deno.Command(argv[0]!, {
     args: argv.slice(1),
@@ -47,20 +56,32 @@ export async function runPlugin(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin).catch(() => {});
-  await writer.close().catch(() => {});
-  const out = await child.output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  let json: unknown = undefined;
-  try {
-    json = JSON.parse(stdout);
-  } catch { /* not JSON */ }
-  return {
-    code: out.code,
-    stdout,
-    stderr: new TextDecoder().decode(out.stderr),
-    json,
-    ms: performance.now() - start,
-  };
+  const done = (async () => {
+    const writer = child.stdin.getWriter();
+    await writer.write(typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin).catch(() => {});
+    await writer.close().catch(() => {});
+    const out = await child.output();
+    const stdout = new TextDecoder().decode(out.stdout);
+    let json: unknown = undefined;
+    try {
+      json = JSON.parse(stdout);
+    } catch { /* not JSON */ }
+    return {
+      code: out.code,
+      stdout,
+      stderr: new TextDecoder().decode(out.stderr),
+      json,
+      ms: performance.now() - start,
+    };
+  })();
+  return { pid: child.pid, kill: () => child.kill("SIGKILL"), done };
+}
+
+/** Runs `argv` with `env` (and nothing else of ours) and `stdin`, and collects what it printed. */
+export function runPlugin(
+  argv: string[],
+  env: Record<string, string>,
+  stdin: string | Uint8Array = "",
+): Promise<PluginRun> {
+  return startPlugin(argv, env, stdin).done;
 }

@@ -1,0 +1,264 @@
+/**
+ * Fault injection: each step of ADD made to fail in turn, on the real kernel with the stand-in driver and
+ * the real host-local. After every case: a CNI error whose code and message say what went wrong, no child
+ * link in the host or the pod, no lease, and DEL succeeds. Failures that cannot be produced for real
+ * (the kernel refusing a move or a rename) are injected at the netlink layer by tests/faults/inject.ts.
+ * tests/integration/plugin.test.ts covers master missing, IPAM missing or reporting an error, CNI_IFNAME
+ * taken and CNI_NETNS a regular file; they are not repeated here.
+ */
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { runPlugin, startPlugin } from "../helpers/run.ts";
+import { sh } from "../helpers/net.ts";
+import {
+  assertAddFailsCleanly,
+  assertCniError,
+  assertDelSucceeds,
+  assertIpamGroupGone,
+  assertNothingLeft,
+  cniEnv,
+  FAULTY,
+  hostLeftovers,
+  hostLocal,
+  netConf,
+  podLinks,
+  TEMP_NAME,
+  waitForFile,
+  withFixture,
+} from "./harness.ts";
+import type { IpamFault } from "./fake_ipam.ts";
+import { temporaryName } from "../../lib/temporary_name.ts";
+
+const IPAM_FAILURE = 101;
+const KERNEL_FAILURE = 100;
+const INVALID_NETNS = 8;
+
+Deno.test("master down: ADD is refused with code 50 as STATUS reports it, before anything is created", async () => {
+  await withFixture(async (f) => {
+    await sh("ip", "link", "set", f.master.name, "down");
+    const c = netConf(f, hostLocal(f, "10.120.0.0/24"));
+    const e = await assertAddFailsCleanly(f, c, 50, new RegExp(`^master "${f.master.name}" is down$`));
+    assertMatch(e.details as string, /ip link set .* up/);
+  });
+});
+
+Deno.test("master deleted while ADD is between create and move: the vanished child is reported (ENODEV)", async () => {
+  await withFixture(async (f) => {
+    const c = netConf(f, hostLocal(f, "10.120.1.0/24"));
+    const env = cniEnv(f, "ADD", { FAULT_AT: "moveToNetns:1", FAULT_ACTION: "pause", FAULT_DIR: f.scratch });
+    const run = startPlugin(FAULTY, env, JSON.stringify(c));
+    await waitForFile(`${f.scratch}/paused`);
+    await sh("ip", "link", "del", f.master.name); // the kernel removes the master's children with it
+    await Deno.writeTextFile(`${f.scratch}/resume`, "");
+    assertCniError(await run.done, KERNEL_FAILURE, /^move link \d+ to another namespace: No such device$/);
+    await assertNothingLeft(f);
+    await assertDelSucceeds(f, c);
+  });
+});
+
+Deno.test("CNI_NETNS missing, a directory, or a namespace of another kind: code 8, nothing created, DEL succeeds", async () => {
+  await withFixture(async (f) => {
+    const c = netConf(f, hostLocal(f, "10.120.2.0/24"));
+    await assertAddFailsCleanly(
+      f,
+      c,
+      INVALID_NETNS,
+      /^network namespace \/run\/netns\/nope-\w+ does not exist$/,
+      {
+        CNI_NETNS: `/run/netns/nope-${f.pod.name}`,
+      },
+    );
+    await assertAddFailsCleanly(f, c, INVALID_NETNS, /is not a network namespace$/, { CNI_NETNS: f.scratch });
+    const uts = await assertAddFailsCleanly(f, c, INVALID_NETNS, /is not a network namespace$/, {
+      CNI_NETNS: "/proc/self/ns/uts",
+    });
+    assertMatch(uts.details as string, /a namespace of type 0x4000000/);
+  });
+});
+
+for (const [when, at] of [["before the move", "moveToNetns:1"], ["after the move", "setLink:1"]] as const) {
+  Deno.test(`CNI_NETNS deleted mid-ADD ${when}: code 8, nothing left, DEL succeeds`, async () => {
+    await withFixture(async (f) => {
+      const c = netConf(f, hostLocal(f, "10.120.3.0/24"));
+      const env = cniEnv(f, "ADD", { FAULT_AT: at, FAULT_ACTION: "pause", FAULT_DIR: f.scratch });
+      const run = startPlugin(FAULTY, env, JSON.stringify(c));
+      await waitForFile(`${f.scratch}/paused`);
+      await sh("ip", "netns", "del", f.pod.name);
+      await Deno.writeTextFile(`${f.scratch}/resume`, "");
+      const e = assertCniError(
+        await run.done,
+        INVALID_NETNS,
+        /^network namespace .* was removed during ADD$/,
+      );
+      assertMatch(e.details as string, /does not exist/);
+      await assertNothingLeft(f);
+      await assertDelSucceeds(f, c);
+    });
+  });
+}
+
+Deno.test("CNI_NETNS deleted while IPAM runs: code 8, the lease is released", async () => {
+  await withFixture(async (f) => {
+    const pidFile = await f.ipams.add("paused-ipam", "pause-after-alloc");
+    const c = netConf(f, hostLocal(f, "10.120.4.0/24", {}, "paused-ipam"));
+    const run = startPlugin(FAULTY, cniEnv(f, "ADD", { FAULT_DIR: f.scratch }), JSON.stringify(c));
+    await waitForFile(`${f.scratch}/paused`);
+    assertEquals(f.leases.leases().length, 1);
+    await sh("ip", "netns", "del", f.pod.name);
+    await Deno.writeTextFile(`${f.scratch}/resume`, "");
+    assertCniError(await run.done, INVALID_NETNS, /was removed during ADD$/);
+    await assertIpamGroupGone(pidFile);
+    await assertNothingLeft(f);
+    await assertDelSucceeds(f, c);
+  });
+});
+
+Deno.test("IPAM plugin not executable: code 101 naming the file; DEL succeeds (it cannot hold a lease)", async () => {
+  await withFixture(async (f) => {
+    await f.ipams.add("noexec-ipam", "exit-3", 0o644);
+    const c = netConf(f, hostLocal(f, "10.120.5.0/24", {}, "noexec-ipam"));
+    await assertAddFailsCleanly(
+      f,
+      c,
+      IPAM_FAILURE,
+      new RegExp(`^IPAM plugin "noexec-ipam" at ${f.ipams.dir}/noexec-ipam is not executable$`),
+    );
+  });
+});
+
+/** IPAM faults: the fake's behaviour on ADD, and the error the plugin must report for it. */
+const IPAM_FAULTS: [IpamFault, RegExp, RegExp?][] = [
+  ["exit-3", /^IPAM plugin "\S+" ADD exited with code 3$/],
+  ["signal", /^IPAM plugin "\S+" ADD exited with signal SIGSEGV$/],
+  ["crash-after-alloc", /^IPAM plugin "\S+" ADD exited with code 2$/, /^panic: runtime error/],
+  ["garbage-after-alloc", /^IPAM plugin "\S+" ADD printed invalid JSON$/, /502 Bad Gateway/],
+  ["no-ips-after-alloc", /^IPAM plugin "\S+" returned no IP addresses$/],
+  ["hang-after-alloc", /^IPAM plugin "\S+" ADD did not finish within 1 s and was killed$/],
+  ["hang", /^IPAM plugin "\S+" ADD did not finish within 1 s and was killed$/],
+];
+
+for (const [fault, msg, details] of IPAM_FAULTS) {
+  Deno.test(`IPAM plugin fault "${fault}": code 101, link removed, lease released, no process left`, async () => {
+    await withFixture(async (f) => {
+      const pidFile = await f.ipams.add(`ipam-${fault}`, fault);
+      // ipamTimeout: the documented limit; 1 s keeps the hanging cases short.
+      const c = netConf(f, hostLocal(f, "10.120.6.0/24", {}, `ipam-${fault}`), { ipamTimeout: 1 });
+      const e = await assertAddFailsCleanly(f, c, IPAM_FAILURE, msg);
+      if (details) assertMatch(e.details as string, details);
+      await assertIpamGroupGone(pidFile);
+    });
+  });
+}
+
+Deno.test("an address the kernel rejects (IPv6 multicast from host-local): code 100 with the kernel's text", async () => {
+  await withFixture(async (f) => {
+    const c = netConf(f, hostLocal(f, "ff05::/120"));
+    const e = await assertAddFailsCleanly(f, c, KERNEL_FAILURE, /^add address ff05::2\/120 .*: /);
+    assertMatch(e.details as string, /multicast/i);
+  });
+});
+
+Deno.test("a route whose gateway is not reachable on the link: code 100, lease released", async () => {
+  await withFixture(async (f) => {
+    const c = netConf(
+      f,
+      hostLocal(f, "10.120.7.0/24", { routes: [{ dst: "10.99.0.0/16", gw: "192.0.2.1" }] }),
+    );
+    await assertAddFailsCleanly(f, c, KERNEL_FAILURE, /route 10\.99\.0\.0\/16 .*unreachable|192\.0\.2\.1/i);
+  });
+});
+
+/** Kernel steps made to fail by injection, with what the child has been through when they fail. */
+const INJECTED: [string, string][] = [
+  ["createMacvlan:1", "creating the child"],
+  ["moveToNetns:1", "moving the child into the pod"],
+  ["setLink:1", "renaming the child in the pod"],
+  ["setLink:2", "bringing the child up"],
+  ["addAddress:1", "adding the address (lease held)"],
+  ["addRoute:1", "adding the route (lease held)"],
+];
+
+for (const [at, what] of INJECTED) {
+  Deno.test(`kernel failure injected at ${at} (${what}): code 100, nothing left`, async () => {
+    await withFixture(async (f) => {
+      const c = netConf(f, hostLocal(f, "10.120.8.0/24", { routes: [{ dst: "10.98.0.0/16" }] }));
+      const step = at.split(":")[0];
+      await assertAddFailsCleanly(
+        f,
+        c,
+        KERNEL_FAILURE,
+        new RegExp(`^${step} \\(injected by tests/faults\\): `),
+        {
+          FAULT_AT: at,
+          FAULT_ACTION: "fail",
+        },
+      );
+    });
+  });
+}
+
+/** Where ADD is SIGKILLed, and what it has left at that moment (checked before DEL cleans up). */
+const KILL_POINTS: { at: string; where: string; left: "host" | "pod-temp" | "pod" }[] = [
+  { at: "moveToNetns:1", where: "after the child is created in the host", left: "host" },
+  { at: "setLink:1", where: "after the move, before the rename", left: "pod-temp" },
+  { at: "ipam", where: "while IPAM holds a fresh lease", left: "pod" },
+  { at: "addRoute:1", where: "after the address is added", left: "pod" },
+];
+
+for (const { at, where, left } of KILL_POINTS) {
+  Deno.test(`ADD killed with SIGKILL ${where}: the following DEL removes the link and the lease`, async () => {
+    await withFixture(async (f) => {
+      const pidFile = await f.ipams.add("paused-ipam", "pause-after-alloc");
+      const ipamType = at === "ipam" ? "paused-ipam" : "host-local";
+      const c = netConf(f, hostLocal(f, "10.120.9.0/24", { routes: [{ dst: "10.97.0.0/16" }] }, ipamType));
+      const fault: Record<string, string> = at === "ipam" ? {} : { FAULT_AT: at, FAULT_ACTION: "pause" };
+      const run = startPlugin(
+        FAULTY,
+        cniEnv(f, "ADD", { ...fault, FAULT_DIR: f.scratch }),
+        JSON.stringify(c),
+      );
+      await waitForFile(`${f.scratch}/paused`);
+      run.kill();
+      const r = await run.done;
+      assertEquals(r.code, 137, "killed by SIGKILL");
+      if (at === "ipam") {
+        await Deno.writeTextFile(`${f.scratch}/resume`, ""); // let the orphaned IPAM plugin finish
+        await assertIpamGroupGone(pidFile);
+      }
+
+      const tmp = await temporaryName(`ctr-${f.pod.name}`, "ib1");
+      if (left === "host") assertEquals(await hostLeftovers(f), [tmp]);
+      else assertEquals(await hostLeftovers(f), []);
+      if (left === "pod-temp") assertEquals(await podLinks(f), [tmp]);
+      if (left === "pod") assertEquals(await podLinks(f), ["ib1"]);
+      assertEquals(f.leases.leases().length, at.startsWith("move") || at.startsWith("setLink") ? 0 : 1);
+
+      await assertDelSucceeds(f, c);
+      await assertNothingLeft(f);
+    });
+  });
+}
+
+Deno.test("an ADD retried after one killed in the host removes the leftover and succeeds", async () => {
+  await withFixture(async (f) => {
+    const c = netConf(f, hostLocal(f, "10.120.10.0/24"));
+    const env = cniEnv(f, "ADD", { FAULT_AT: "moveToNetns:1", FAULT_ACTION: "pause", FAULT_DIR: f.scratch });
+    const run = startPlugin(FAULTY, env, JSON.stringify(c));
+    await waitForFile(`${f.scratch}/paused`);
+    run.kill();
+    await run.done;
+    assertEquals((await hostLeftovers(f)).length, 1);
+    const r = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
+    assertEquals(r.code, 0, r.stdout + r.stderr);
+    assertEquals(await hostLeftovers(f), []);
+    assertEquals(await podLinks(f), ["ib1"]);
+    await assertDelSucceeds(f, c);
+  });
+});
+
+Deno.test("temporary names differ between attachments and are stable for one", async () => {
+  const a = await temporaryName("ctr-a", "ib1");
+  assert(TEMP_NAME.test(a));
+  assertEquals(await temporaryName("ctr-a", "ib1"), a);
+  assert(a !== await temporaryName("ctr-b", "ib1"));
+  assert(a !== await temporaryName("ctr-a", "ib2"));
+});
