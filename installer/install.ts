@@ -105,7 +105,11 @@ export async function installFileAtomic(
     await Deno.remove(tmpPath).catch(() => {});
     throw new InstallError(`cannot install ${src} as ${dest}: ${describe(e)}`, { cause: e });
   }
-  await syncDir(destDir);
+  try {
+    await syncDir(destDir);
+  } catch (e) {
+    throw new InstallError(`installed ${dest} but cannot flush ${destDir}: ${describe(e)}`, { cause: e });
+  }
   return { path: dest, mode, size: st.size };
 }
 
