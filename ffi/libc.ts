@@ -83,6 +83,8 @@ export const Errno = {
 export const O_RDONLY = 0;
 /** open(2) flags. */
 export const O_WRONLY = 1;
+/** open(2) flags (the same value on x86_64 and arm64): open returns at once even on a FIFO. */
+export const O_NONBLOCK = 0o4000;
 /** Set on every descriptor so that plugins run as children do not inherit them. */
 export const O_CLOEXEC = 0o2000000;
 

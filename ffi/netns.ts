@@ -13,6 +13,7 @@ import {
   closeFd,
   Errno,
   ioctlNoArg,
+  O_NONBLOCK,
   O_RDONLY,
   openFd,
   readLink,
@@ -52,7 +53,8 @@ export class NetnsError extends CniError {
 export function openNetns(path: string): number {
   let fd: number;
   try {
-    fd = openFd(path, O_RDONLY);
+    // Non-blocking: opening a FIFO put in CNI_NETNS would otherwise wait forever for a writer.
+    fd = openFd(path, O_RDONLY | O_NONBLOCK);
   } catch (e) {
     if (!(e instanceof SystemError)) throw e;
     const why = e.errno === Errno.ENOENT ? "does not exist" : "cannot be opened";

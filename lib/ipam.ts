@@ -6,6 +6,7 @@
  */
 
 import { CniError, ErrorCode } from "./errors.ts";
+import type { Logger } from "./log.ts";
 import { compareVersions } from "./version.ts";
 
 /** The verbs an IPAM plugin is executed with. */
@@ -88,6 +89,7 @@ export class Ipam {
   readonly #environ: Record<string, string>;
   #stdin: Uint8Array;
   readonly #timeoutMs: number;
+  readonly #log: Logger | undefined;
 
   /**
    * @param type the plugin name from `ipam.type`
@@ -95,6 +97,7 @@ export class Ipam {
    * @param environ the environment this plugin was run with
    * @param stdin the original network configuration bytes
    * @param timeoutSeconds how long one IPAM run may take before it is killed
+   * @param log where each run's exit status and stderr go at level debug
    */
   constructor(
     type: string,
@@ -102,12 +105,14 @@ export class Ipam {
     environ: Record<string, string>,
     stdin: Uint8Array,
     timeoutSeconds: number,
+    log?: Logger,
   ) {
     this.type = type;
     this.#path = path;
     this.#environ = environ;
     this.#stdin = stdin;
     this.#timeoutMs = timeoutSeconds * 1000;
+    this.#log = log;
   }
 
   /**
@@ -188,6 +193,12 @@ export class Ipam {
       clearTimeout(timer);
     }
     const out = decoder.decode(output.stdout);
+    this.#log?.debug(
+      `ipam ${verb}: ${binary} exited with ${
+        output.signal ? `signal ${output.signal}` : `code ${output.code}`
+      }` +
+        `; stderr: ${excerpt(decoder.decode(output.stderr)) || "(empty)"}`,
+    );
     if (timedOut) {
       throw new CniError(
         ErrorCode.IpamFailure,

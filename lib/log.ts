@@ -1,6 +1,7 @@
 /**
  * The optional per-run log: every step with its outcome and time, for operators diagnosing a node.
- * Logging never breaks the plugin: a log file that cannot be written is dropped silently.
+ * Logging never breaks the plugin: a log file that cannot be written is dropped silently, and one that is
+ * not a regular file (a FIFO without a reader would block the run) is never opened.
  * @module
  */
 
@@ -14,6 +15,7 @@ const RANK: Record<LogLevel, number> = { error: 0, info: 1, debug: 2 };
 /** Where one run's log lines go. */
 export class Logger {
   #file: string | undefined;
+  #checked = false;
   #level: number;
   #prefix: string;
 
@@ -36,6 +38,13 @@ export class Logger {
   #write(level: LogLevel, text: string): void {
     if (this.#file === undefined || RANK[level] > this.#level) return;
     const line = `${new Date().toISOString()} ${level.toUpperCase()} [${Deno.pid}] ${this.#prefix} ${text}\n`;
+    if (!this.#checked) {
+      this.#checked = true;
+      if (!isRegularFileOrAbsent(this.#file)) {
+        this.#file = undefined;
+        return;
+      }
+    }
     try {
       Deno.writeTextFileSync(this.#file, line, { append: true, create: true, mode: 0o600 });
     } catch {
@@ -82,5 +91,14 @@ export class Logger {
       this.error(`${name}: failed (${(performance.now() - start).toFixed(1)} ms)`, e);
       throw e;
     }
+  }
+}
+
+/** True when `path` is a regular file (after symlinks) or does not exist yet. */
+function isRegularFileOrAbsent(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch (e) {
+    return e instanceof Deno.errors.NotFound;
   }
 }

@@ -46,12 +46,14 @@ export async function runVerb(inv: Invocation): Promise<unknown> {
     }`,
   );
   const start = performance.now();
+  log.info(`start: network "${conf.name}", cniVersion ${conf.cniVersion}, master ${conf.master}`);
+  log.debug(`config: ${inv.text.trim()}`);
   try {
     validateCniPath(env.path);
     const driver = await inv.loadDriver();
     const ipam = conf.ipamType === null
       ? null
-      : new Ipam(conf.ipamType, env.path, inv.environ, inv.stdin, conf.ipamTimeoutSeconds);
+      : new Ipam(conf.ipamType, env.path, inv.environ, inv.stdin, conf.ipamTimeoutSeconds, log);
     const ctx: Context = { env, conf, driver, log, ipam };
     const verbs = { ADD: cmdAdd, DEL: cmdDel, CHECK: cmdCheck, GC: cmdGc, STATUS: cmdStatus } as const;
     const output = await verbs[env.command as keyof typeof verbs](ctx);
@@ -343,8 +345,11 @@ function checkInterface(
   if (link === null) return fail(`interface "${env.ifname}" not found`);
   const problem = driver.childProblem(nl, link, master, spec);
   if (problem !== null) fail(`interface "${env.ifname}" ${problem}`);
-  const mtu = conf.mtu ?? master.mtu;
-  if (link.mtu !== mtu) fail(`interface "${env.ifname}" has MTU ${link.mtu}, expected ${mtu}`);
+  // Without a configured mtu, ADD used the master's; a chained plugin (tuning) may change it afterwards,
+  // as chaining intends, so only a configured mtu is an expectation CHECK can hold the link to.
+  if (conf.mtu !== undefined && link.mtu !== conf.mtu) {
+    fail(`interface "${env.ifname}" has MTU ${link.mtu}, expected ${conf.mtu}`);
+  }
   if (!link.up) fail(`interface "${env.ifname}" is down`);
   const ifIndex = prev.interfaces.findIndex((i) => i.name === env.ifname && i.sandbox !== undefined);
   const recorded = prev.interfaces[ifIndex];

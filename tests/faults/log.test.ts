@@ -1,0 +1,196 @@
+/**
+ * Diagnosable failures: the optional log file (`logFile`, `logLevel`) names the verb, container id, netns
+ * and ifname on every line and every step with its outcome and time; a failure is logged with its cause
+ * chain; a log that cannot be written never changes the outcome; without `logFile` nothing is written and
+ * errors go to stderr only.
+ */
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { runPlugin, startPlugin } from "../helpers/run.ts";
+import { sh } from "../helpers/net.ts";
+import {
+  assertCniError,
+  assertDelSucceeds,
+  assertNothingLeft,
+  cniEnv,
+  FAULTY,
+  type Fixture,
+  hostLocal,
+  type Json,
+  netConf,
+  waitForFile,
+  withFixture,
+} from "./harness.ts";
+
+/** The lines of a log file written by runs in `f`, each checked to carry the run's identity. */
+async function logLines(f: Fixture, path: string, verb: string): Promise<string[]> {
+  const lines = (await Deno.readTextFile(path)).split("\n").filter((l) => l !== "");
+  const identity = `${verb} container=ctr-${f.pod.name} netns=${f.pod.path} ifname=ib1 `;
+  for (const line of lines) {
+    assertMatch(line, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (ERROR|INFO|DEBUG) \[\d+\] /);
+    assert(line.includes(identity), `line without verb, container, netns and ifname: ${line}`);
+  }
+  return lines;
+}
+
+/** The step lines (`name: ok (1.2 ms)` or `name: failed (1.2 ms): cause`) in order, as [name, outcome]. */
+function steps(lines: string[]): [string, string][] {
+  return lines.flatMap((l) => {
+    const m = l.match(/ ifname=\S+ (.+?): (ok|failed) \(\d+\.\d ms\)/);
+    return m ? [[m[1]!.replace(/ipo[0-9a-f]{12}/, "ipoX"), m[2]!] as [string, string]] : [];
+  });
+}
+
+Deno.test("logLevel info: ADD and DEL log every step with outcome and time, identified by verb and ids", async () => {
+  await withFixture(async (f) => {
+    const logFile = `${f.scratch}/ipoib.log`;
+    const c = netConf(f, hostLocal(f, "10.122.0.0/24", { routes: [{ dst: "10.96.0.0/16" }] }), {
+      logFile,
+      logLevel: "info",
+    });
+    const r = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
+    assertEquals(r.code, 0, r.stdout);
+    assertEquals(r.stderr, "");
+    const add = await logLines(f, logFile, "ADD");
+    assertMatch(add[0]!, /INFO .* start: network "faultnet", cniVersion 1\.0\.0, master tm\w+$/);
+    assertEquals(steps(add), [
+      ["open netns", "ok"],
+      ["inspect master", "ok"],
+      ["create child ipoX", "ok"],
+      ["move to netns", "ok"],
+      ["configure link", "ok"],
+      ["ipam add", "ok"],
+      ["apply addresses and routes", "ok"],
+      ["verify netns", "ok"],
+    ]);
+    assertMatch(add.at(-1)!, /INFO .* ADD: done \(\d+\.\d ms\)$/);
+
+    await Deno.remove(logFile);
+    await assertDelSucceeds(f, c);
+    const del = await logLines(f, logFile, "DEL");
+    assertEquals(
+      steps(del).map(([name, outcome]) => `${name.replace(/ipo[0-9a-f]{12}/, "ipoX")} ${outcome}`),
+      [
+        "ipam del ok",
+        "delete ipoX in the host ok",
+        "delete link ok",
+      ],
+    );
+  });
+});
+
+Deno.test("a failed ADD logs the failing step with its cause chain, then each cleanup step", async () => {
+  await withFixture(async (f) => {
+    const logFile = `${f.scratch}/ipoib.log`;
+    const c = netConf(
+      f,
+      hostLocal(f, "10.122.1.0/24", { routes: [{ dst: "10.99.0.0/16", gw: "192.0.2.1" }] }),
+      { logFile, logLevel: "error" },
+    );
+    const r = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
+    const e = assertCniError(r, 100, /^add route 10\.99\.0\.0\/16/);
+    const lines = await logLines(f, logFile, "ADD");
+    // logLevel error: only failures, no "ok" steps.
+    assert(lines.every((l) => / ERROR /.test(l)), lines.join("\n"));
+    const failed = lines.find((l) => l.includes("apply addresses and routes: failed")) ?? lines.join("\n");
+    // The full error: CNI code, message and the kernel's own detail.
+    assert(failed.includes(`[100] ${e.msg} (${e.details})`), failed);
+    assertMatch(lines.at(-1)!, /ADD: failed \(\d+\.\d ms\): \[100\] add route/);
+    await assertNothingLeft(f);
+    await assertDelSucceeds(f, c);
+  });
+});
+
+Deno.test("an error caused by another is logged with the whole cause chain", async () => {
+  await withFixture(async (f) => {
+    const logFile = `${f.scratch}/ipoib.log`;
+    await f.ipams.add("paused-ipam", "pause-after-alloc");
+    const c = netConf(f, hostLocal(f, "10.122.5.0/24", {}, "paused-ipam"), { logFile });
+    const run = startPlugin(FAULTY, cniEnv(f, "ADD", { FAULT_DIR: f.scratch }), JSON.stringify(c));
+    await waitForFile(`${f.scratch}/paused`);
+    await sh("ip", "netns", "del", f.pod.name);
+    await Deno.writeTextFile(`${f.scratch}/resume`, "");
+    assertCniError(await run.done, 8, /was removed during ADD$/);
+    const last = (await logLines(f, logFile, "ADD")).at(-1)!;
+    assertMatch(
+      last,
+      /ADD: failed .*: \[8\] network namespace \S+ was removed during ADD \(.*\) <- \[8\] network namespace \S+ does not exist \(open \S+: No such file or directory\)$/,
+    );
+    await assertDelSucceeds(f, c);
+  });
+});
+
+Deno.test("logLevel info on a failure shows the cleanup steps; debug adds the config and IPAM's stderr", async () => {
+  await withFixture(async (f) => {
+    const logFile = `${f.scratch}/ipoib.log`;
+    await f.ipams.add("crashing-ipam", "crash-after-alloc");
+    const c = netConf(f, hostLocal(f, "10.122.2.0/24", {}, "crashing-ipam"), { logFile, logLevel: "debug" });
+    const r = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
+    assertCniError(r, 101, /exited with code 2$/);
+    const lines = await logLines(f, logFile, "ADD");
+    assertEquals(steps(lines).slice(-4), [
+      ["ipam add", "failed"],
+      ["cleanup: ipam del", "ok"],
+      ["cleanup: delete link ib1 in the pod", "ok"],
+      ["ADD", "failed"],
+    ]);
+    assert(lines.some((l) => / DEBUG .* config: \{"cniVersion":"1\.0\.0"/.test(l)), lines.join("\n"));
+    assert(
+      lines.some((l) =>
+        / DEBUG .* ipam ADD: \S+crashing-ipam exited with code 2; stderr: panic: runtime/.test(l)
+      ),
+      lines.join("\n"),
+    );
+    await assertDelSucceeds(f, c);
+  });
+});
+
+Deno.test("an unwritable log path never changes the outcome of ADD or DEL", async () => {
+  await withFixture(async (f) => {
+    await sh("mkfifo", `${f.scratch}/fifo`); // a FIFO without a reader: opening it would block the run
+    await Deno.mkdir(`${f.scratch}/dir`);
+    for (
+      const logFile of [
+        `${f.scratch}/no/such/dir/ipoib.log`,
+        `${f.scratch}/dir`,
+        `${f.scratch}/fifo`,
+        "/proc/version",
+        "/dev/full",
+      ]
+    ) {
+      const c: Json = netConf(f, hostLocal(f, "10.122.3.0/24"), { logFile, logLevel: "debug" });
+      const r = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
+      assertEquals(r.code, 0, `${logFile}: ${r.stdout}`);
+      assertEquals(r.stderr, "");
+      await assertDelSucceeds(f, c);
+      const failing = await runPlugin(
+        FAULTY,
+        cniEnv(f, "ADD", { CNI_NETNS: "/run/netns/absent" }),
+        JSON.stringify(c),
+      );
+      assertCniError(failing, 8, /does not exist$/);
+    }
+    assertEquals([...Deno.readDirSync(`${f.scratch}/dir`)], []);
+  });
+});
+
+Deno.test("without logFile nothing is written; a failure goes to stderr as one line, success is silent", async () => {
+  await withFixture(async (f) => {
+    const c = netConf(f, hostLocal(f, "10.122.4.0/24"));
+    const before = [...Deno.readDirSync(f.scratch)];
+    const ok = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
+    assertEquals(ok.code, 0);
+    assertEquals(ok.stderr, "");
+    await assertDelSucceeds(f, c);
+    const bad = await runPlugin(
+      FAULTY,
+      cniEnv(f, "ADD", { CNI_NETNS: "/run/netns/absent" }),
+      JSON.stringify(c),
+    );
+    assertCniError(bad, 8, /does not exist$/);
+    assertEquals(
+      bad.stderr,
+      `ipoib: network namespace /run/netns/absent does not exist: ${(bad.json as Json).details}\n`,
+    );
+    assertEquals([...Deno.readDirSync(f.scratch)], before);
+  });
+});

@@ -1,0 +1,184 @@
+/**
+ * Hostile input that must be refused before anything is executed or created. A canary IPAM plugin that
+ * writes a marker file when run stands where a path trick would lead; after each case the marker must
+ * be absent and no link or lease exist. A trace of execve shows no shell is ever involved.
+ */
+import { assert, assertEquals } from "@std/assert";
+import { runPlugin } from "../helpers/run.ts";
+import { sh } from "../helpers/net.ts";
+import { MAX_STDIN_BYTES } from "../../lib/stdin.ts";
+import {
+  assertCniError,
+  assertDelSucceeds,
+  assertNothingLeft,
+  cniEnv,
+  FAULTY,
+  type Fixture,
+  hostLocal,
+  type Json,
+  netConf,
+  withFixture,
+} from "./harness.ts";
+import { exists } from "./inject.ts";
+import { GO_CNI } from "./fake_ipam.ts";
+
+/** A canary plugin named `name` in `dir`: if anything ever runs it, `marker` appears. */
+async function plantCanary(dir: string, name: string, marker: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/${name}`, `#!/bin/sh\necho "$0 $CNI_COMMAND" >> '${marker}'\nexit 1\n`, {
+    mode: 0o755,
+  });
+}
+
+/** Runs ADD and asserts it is refused with `code`, nothing ran and nothing was created. */
+async function assertRefusedUntouched(
+  f: Fixture,
+  stdin: string | Uint8Array,
+  code: number,
+  msg: RegExp,
+  extraEnv: Record<string, string> = {},
+): Promise<void> {
+  const marker = `${f.scratch}/canary-ran`;
+  const r = await runPlugin(FAULTY, cniEnv(f, "ADD", extraEnv), stdin);
+  assertCniError(r, code, msg);
+  assert(!exists(marker), `a canary was executed: ${exists(marker) ? Deno.readTextFileSync(marker) : ""}`);
+  await assertNothingLeft(f);
+}
+
+/** A config whose IPAM plugin is the canary `type`, found through CNI_PATH in `f.scratch/bin`. */
+function canaryConf(f: Fixture, type: string): Json {
+  return netConf(f, hostLocal(f, "10.121.0.0/24", {}, type));
+}
+
+Deno.test("an IPAM type that is a path, or holds '..' or shell syntax, is refused: nothing executed", async () => {
+  await withFixture(async (f) => {
+    const marker = `${f.scratch}/canary-ran`;
+    // Canaries where each trick would lead: the parent of CNI_PATH, an absolute path, a name with a suffix.
+    await plantCanary(f.scratch, "canary", marker);
+    await plantCanary(`${f.scratch}/bin`, "canary", marker);
+    const env = { CNI_PATH: `${f.scratch}/bin/sub:${GO_CNI}` };
+    await Deno.mkdir(`${f.scratch}/bin/sub`);
+    for (
+      const type of [
+        "../canary",
+        "../../canary",
+        `${f.scratch}/canary`,
+        "sub/../../canary",
+        "..",
+        ".",
+        "canary;touch x",
+        "$(canary)",
+        "`canary`",
+        "canary\u0000",
+        " canary",
+        "-canary",
+      ]
+    ) {
+      await assertRefusedUntouched(
+        f,
+        JSON.stringify(canaryConf(f, type)),
+        7,
+        /^invalid network configuration: field "ipam\.type" .* must be a bare plugin name, not a path$/,
+        env,
+      );
+    }
+    // The same canary by its bare name from CNI_PATH runs: the marker check above can fail.
+    const ran = await runPlugin(
+      FAULTY,
+      cniEnv(f, "ADD", { CNI_PATH: `${f.scratch}/bin` }),
+      JSON.stringify(canaryConf(f, "canary")),
+    );
+    assertEquals(ran.code, 1);
+    assert(exists(marker), "the canary itself must work");
+    await assertDelSucceeds(f, canaryConf(f, "canary"), { CNI_PATH: GO_CNI });
+    await Deno.remove(marker);
+  });
+});
+
+Deno.test("CNI_PATH entries that are files or relative are refused before any plugin runs", async () => {
+  await withFixture(async (f) => {
+    const marker = `${f.scratch}/canary-ran`;
+    await plantCanary(`${f.scratch}/bin`, "canary", marker);
+    const file = `${f.scratch}/bin/canary`;
+    const c = JSON.stringify(canaryConf(f, "canary"));
+    await assertRefusedUntouched(f, c, 4, /^CNI_PATH entry ".*\/bin\/canary" is not a directory$/, {
+      CNI_PATH: `${file}:${f.scratch}/bin`,
+    });
+    await assertRefusedUntouched(f, c, 4, /^CNI_PATH entry "bin" is not an absolute path$/, {
+      CNI_PATH: `${f.scratch}/none:bin:${f.scratch}/bin`,
+    });
+    await sh("ln", "-s", file, `${f.scratch}/link-to-file`);
+    await assertRefusedUntouched(f, c, 4, /is not a directory$/, { CNI_PATH: `${f.scratch}/link-to-file` });
+  });
+});
+
+Deno.test("an ifname or master that is not a valid interface name is refused, nothing created", async () => {
+  await withFixture(async (f) => {
+    const c = JSON.stringify(netConf(f, hostLocal(f, "10.121.1.0/24")));
+    for (const ifname of ["a/b", "..", ".", "eth 0", "a:b", "x".repeat(16), "tab\tx", "ü".repeat(8)]) {
+      await assertRefusedUntouched(f, c, 4, /^CNI_IFNAME ".*" /, { CNI_IFNAME: ifname });
+    }
+    for (const master of ["../lo", "a b", "x".repeat(16), "", "m:1", "/", "\u0000", "ü".repeat(8)]) {
+      const bad = JSON.stringify({ ...netConf(f, hostLocal(f, "10.121.1.0/24")), master });
+      await assertRefusedUntouched(f, bad, 7, /^invalid network configuration: field "master" /);
+    }
+  });
+});
+
+Deno.test("a CNI_NETNS that is a regular file behind a symlink, a FIFO or a device is refused (code 8)", async () => {
+  await withFixture(async (f) => {
+    const marker = `${f.scratch}/canary-ran`;
+    await plantCanary(`${f.scratch}/bin`, "canary", marker);
+    const c = JSON.stringify(canaryConf(f, "canary"));
+    const env = (netns: string) => ({ CNI_NETNS: netns, CNI_PATH: `${f.scratch}/bin` });
+    await Deno.writeTextFile(`${f.scratch}/file`, "");
+    await sh("ln", "-s", `${f.scratch}/file`, `${f.scratch}/symlink`);
+    await sh("mkfifo", `${f.scratch}/fifo`); // opening it blocking would wait forever for a writer
+    for (const netns of [`${f.scratch}/symlink`, `${f.scratch}/fifo`, "/dev/null", "/dev/zero"]) {
+      await assertRefusedUntouched(f, c, 8, /is not a network namespace$/, env(netns));
+      const d = await runPlugin(FAULTY, cniEnv(f, "DEL", { CNI_NETNS: netns, CNI_PATH: GO_CNI }), c);
+      assertEquals(d.code, 0, d.stdout);
+    }
+    await sh("ln", "-s", `${f.scratch}/nothing`, `${f.scratch}/dangling`);
+    await assertRefusedUntouched(f, c, 8, /does not exist$/, env(`${f.scratch}/dangling`));
+  });
+});
+
+Deno.test(`stdin above ${MAX_STDIN_BYTES} bytes is refused before anything runs; exactly that size is read`, async () => {
+  await withFixture(async (f) => {
+    const marker = `${f.scratch}/canary-ran`;
+    await plantCanary(`${f.scratch}/bin`, "canary", marker);
+    const c = JSON.stringify(canaryConf(f, "canary"));
+    const padded = (size: number) => c + " ".repeat(size - c.length);
+    await assertRefusedUntouched(f, padded(MAX_STDIN_BYTES + 1), 7, /exceeds 1048576 bytes$/, {
+      CNI_PATH: `${f.scratch}/bin`,
+    });
+    await assertRefusedUntouched(f, padded(10 * MAX_STDIN_BYTES), 7, /exceeds 1048576 bytes$/, {
+      CNI_PATH: `${f.scratch}/bin`,
+    });
+    // At the limit the config is read and used: a real ADD and DEL with a 1 MiB config.
+    const full = JSON.stringify(netConf(f, hostLocal(f, "10.121.2.0/24")));
+    const ok = await runPlugin(FAULTY, cniEnv(f, "ADD"), full + " ".repeat(MAX_STDIN_BYTES - full.length));
+    assertEquals(ok.code, 0, ok.stdout);
+    await assertDelSucceeds(f, JSON.parse(full));
+  });
+});
+
+/** Paths passed to a successful execve, from an strace log of `-f -e trace=execve`. */
+function executed(trace: string): string[] {
+  return [...trace.matchAll(/execve\("([^"]+)", .* = 0$/gm)].map((m) => m[1]!);
+}
+
+Deno.test("no shell is involved: a traced ADD and DEL execute only Deno and the IPAM binary", async () => {
+  await withFixture(async (f) => {
+    const c = JSON.stringify(netConf(f, hostLocal(f, "10.121.3.0/24")));
+    for (const verb of ["ADD", "DEL"]) {
+      const log = `${f.scratch}/strace-${verb}`;
+      const traced = ["strace", "-f", "-qq", "-e", "trace=execve", "-o", log, ...FAULTY];
+      const r = await runPlugin(traced, cniEnv(f, verb, { CNI_PATH: GO_CNI }), c);
+      assertEquals(r.code, 0, r.stdout + r.stderr);
+      const paths = new Set(executed(await Deno.readTextFile(log)));
+      assertEquals([...paths].sort(), [Deno.execPath(), `${GO_CNI}/host-local`].sort());
+    }
+  });
+});
