@@ -225,9 +225,9 @@ Deno.test("layer 2 only (ipam {}): the interface is up with no addresses", async
   });
 });
 
-Deno.test("CHECK reports a missing address and a wrong MTU", async () => {
+Deno.test("CHECK reports a missing address and an MTU other than the configured one", async () => {
   await withFixture(async (f) => {
-    const c = conf(f, "1.0.0", hostLocal(f, [[{ subnet: "10.82.0.0/24" }]]));
+    const c = conf(f, "1.0.0", hostLocal(f, [[{ subnet: "10.82.0.0/24" }]]), { mtu: 1500 });
     const result = await add(f, c);
     const addr = resultAddresses(result)[0]!;
     await new Deno.Command("ip", { args: ["-n", f.pod.name, "addr", "del", addr, "dev", "ib1"] }).output();
@@ -237,6 +237,17 @@ Deno.test("CHECK reports a missing address and a wrong MTU", async () => {
     assertMatch((missing.json as Json).msg as string, /address .* is missing/);
     await new Deno.Command("ip", { args: ["-n", f.pod.name, "link", "set", "ib1", "mtu", "1300"] }).output();
     assertMatch(((await check(f, c, result)).json as Json).msg as string, /MTU 1300, expected 1500/);
+    await del(f, c);
+  });
+});
+
+Deno.test("CHECK accepts an MTU changed after ADD when the config sets none (a chained plugin may)", async () => {
+  await withFixture(async (f) => {
+    const c = conf(f, "1.0.0", hostLocal(f, [[{ subnet: "10.82.1.0/24" }]]));
+    const result = await add(f, c);
+    await new Deno.Command("ip", { args: ["-n", f.pod.name, "link", "set", "ib1", "mtu", "1300"] }).output();
+    const r = await check(f, c, result);
+    assertEquals(r.code, 0, JSON.stringify(r.json));
     await del(f, c);
   });
 });
