@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { pluginCommand, runPlugin } from "../helpers/run.ts";
-import { addresses, links, routes, TestLeases, TestMaster, TestNetns } from "../helpers/net.ts";
+import { addresses, links, routes, sh, TestLeases, TestMaster, TestNetns } from "../helpers/net.ts";
 
 const standin = pluginCommand("tests/standin/main.ts");
 const real = pluginCommand("main.ts");
@@ -419,5 +419,21 @@ Deno.test("links in the host are untouched by ADD and DEL", async () => {
     assertEquals((await links()).map((l) => l.ifname).sort(), before);
     await del(f, c);
     assertEquals((await links()).map((l) => l.ifname).sort(), before);
+  });
+});
+
+Deno.test("failure: IPv6 duplicate address detection fails the ADD and nothing is left", async () => {
+  await withFixture(async (f) => {
+    // The master's veth peer already holds the address, on the same segment the child sends its probe to.
+    await sh("ip", "addr", "add", "fd7a::5/64", "dev", f.master.peer, "nodad");
+    const c = conf(f, "1.0.0", { type: "static", addresses: [{ address: "fd7a::5/64" }] });
+    const r = await runPlugin(standin, env(f, "ADD"), JSON.stringify(c));
+    assertEquals(r.code, 1, r.stdout);
+    assertEquals((r.json as Json).code, 100);
+    assertEquals(
+      (r.json as Json).msg,
+      'duplicate address detection failed for fd7a::5/64 on "ib1"',
+    );
+    await assertNothingLeft(f);
   });
 });
