@@ -51,6 +51,14 @@ export class NetnsError extends CniError {
  * NetnsError (code 8, InvalidNetns) naming the path otherwise. Close it with {@link closeNetns}.
  */
 export function openNetns(path: string): number {
+  if (path.includes("\0")) {
+    // C would see the path cut at the NUL: another file than the one named.
+    throw new NetnsError(
+      `${JSON.stringify(path)} is not a network namespace`,
+      Errno.EINVAL,
+      "the path holds a NUL",
+    );
+  }
   let fd: number;
   try {
     // Non-blocking: opening a FIFO put in CNI_NETNS would otherwise wait forever for a writer.

@@ -8,6 +8,7 @@
 import { BUILD_INFO } from "./build_info.ts";
 import { errorObject, toCniError } from "./errors.ts";
 import { parseEnvironment } from "./env.ts";
+import { oneLine } from "./log.ts";
 import { readStdin, type SyncReader } from "./stdin.ts";
 import { isSupportedVersion, LATEST_VERSION, SUPPORTED_VERSIONS } from "./version.ts";
 import type { LinkDriver } from "./driver.ts";
@@ -131,7 +132,7 @@ export async function runPlugin(
   } catch (e) {
     const err = toCniError(e);
     writeAll(io.stdout, JSON.stringify(errorObject(err, errorVersion)) + "\n");
-    writeAll(io.stderr, `ipoib: ${err.message}${err.details ? `: ${err.details}` : ""}\n`);
+    writeAll(io.stderr, `ipoib: ${oneLine(`${err.message}${err.details ? `: ${err.details}` : ""}`)}\n`);
     return 1;
   }
 }

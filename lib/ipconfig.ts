@@ -10,6 +10,9 @@ import { CniError, ErrorCode } from "./errors.ts";
 import { canonicalCidr, canonicalIp, ipFamily } from "./ip.ts";
 import type { Result, ResultRoute } from "./result.ts";
 
+/** The smallest MTU a link can have IPv6 on (RFC 8200). */
+const IPV6_MIN_MTU = 1280;
+
 /** How long IPv6 duplicate address detection may take before ADD gives up. */
 export const DAD_TIMEOUT_MS = 10_000;
 
@@ -34,6 +37,14 @@ export function applyIpConfig(ifname: string, result: Result): void {
     const link = nl.getLink(ifname);
     if (link === null) throw new CniError(ErrorCode.KernelFailure, `interface "${ifname}" vanished`);
     const hasV6 = result.ips.some((ip) => ipFamily(ip.address) === 6);
+    if (hasV6 && link.mtu < IPV6_MIN_MTU) {
+      // The kernel keeps no IPv6 state at all on such a link: its conf/<ifname> sysctls do not even exist.
+      throw new CniError(
+        ErrorCode.InvalidNetworkConfig,
+        `IPv6 needs an MTU of at least ${IPV6_MIN_MTU}; "${ifname}" has ${link.mtu}`,
+        "raise mtu in the network configuration or use IPv4 addresses only",
+      );
+    }
     if (hasV6) {
       try {
         writeSysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, "0");

@@ -7,6 +7,20 @@
 
 import { causeChain } from "./errors.ts";
 
+const ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/**
+ * `text` with line breaks and other control characters escaped, so that one message is one line: input
+ * such as a CNI_CONTAINERID holding a newline must not forge lines in the runtime's or the plugin's log.
+ */
+export function oneLine(text: string): string {
+  return text.replace(
+    // deno-lint-ignore no-control-regex
+    /[\u0000-\u001f\u007f\u0085\u2028\u2029]/g,
+    (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 /** Log levels, least to most verbose. */
 export type LogLevel = "error" | "info" | "debug";
 
@@ -37,7 +51,9 @@ export class Logger {
 
   #write(level: LogLevel, text: string): void {
     if (this.#file === undefined || RANK[level] > this.#level) return;
-    const line = `${new Date().toISOString()} ${level.toUpperCase()} [${Deno.pid}] ${this.#prefix} ${text}\n`;
+    const line = `${new Date().toISOString()} ${level.toUpperCase()} [${Deno.pid}] ${
+      oneLine(`${this.#prefix} ${text}`)
+    }\n`;
     if (!this.#checked) {
       this.#checked = true;
       if (!isRegularFileOrAbsent(this.#file)) {

@@ -157,6 +157,14 @@ Deno.test("an address the kernel rejects (IPv6 multicast from host-local): code 
   });
 });
 
+Deno.test("an IPv6 address on a link with an MTU below 1280: code 7 naming both, lease released", async () => {
+  await withFixture(async (f) => {
+    const c = netConf(f, hostLocal(f, "fd21::/64"), { mtu: 1200 });
+    const e = await assertAddFailsCleanly(f, c, 7, /^IPv6 needs an MTU of at least 1280; "ib1" has 1200$/);
+    assertMatch(e.details as string, /raise mtu/);
+  });
+});
+
 Deno.test("a route whose gateway is not reachable on the link: code 100, lease released", async () => {
   await withFixture(async (f) => {
     const c = netConf(

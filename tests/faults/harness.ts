@@ -10,6 +10,7 @@ import { pluginCommand, type PluginRun, runPlugin } from "../helpers/run.ts";
 import { links, TestLeases, TestMaster, TestNetns } from "../helpers/net.ts";
 import { FakeIpamDir, GO_CNI } from "./fake_ipam.ts";
 import { exists } from "./inject.ts";
+import { temporaryName } from "../../lib/temporary_name.ts";
 
 /** The stand-in plugin with tests/faults/inject.ts, run with the production flags. */
 export const FAULTY = pluginCommand("tests/faults/plugin.ts");
@@ -78,11 +79,15 @@ export async function podLinks(f: Fixture): Promise<string[]> {
   return (await f.pod.links()).map((l) => l.ifname);
 }
 
-/** Host links a plugin run could have left: children of the master, and any link under a temporary name. */
+/**
+ * Host links a plugin run in `f` could have left: children of the master, and the attachment's temporary
+ * name (found even when the master is gone). Other temporary names belong to other tests on this machine.
+ */
 export async function hostLeftovers(f: Fixture): Promise<string[]> {
   const children = (await f.master.children()).map((l) => l.ifname);
-  const temp = (await links()).map((l) => l.ifname).filter((n) => TEMP_NAME.test(n));
-  return [...new Set([...children, ...temp])];
+  const temp = await temporaryName(`ctr-${f.pod.name}`, "ib1");
+  const mine = (await links()).map((l) => l.ifname).filter((n) => n === temp);
+  return [...new Set([...children, ...mine])];
 }
 
 /** No child link in the host or the pod, no host-local lease. */
