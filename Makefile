@@ -14,7 +14,8 @@ PLUGIN_FLAGS := --no-prompt --allow-env --allow-read --allow-run --allow-ffi --a
 # Integration tests create namespaces and links and run the plugin and Go plugins as processes.
 INTEGRATION_FLAGS := --allow-env --allow-read --allow-write=/tmp,/run/netns --allow-run --allow-ffi
 
-.PHONY: setup deno-install debian-packages demo test test-unit test-integration lint fmt fmt-check check demo
+.PHONY: setup deno-install debian-packages demo test test-unit test-integration lint fmt fmt-check check demo \
+  test-faults test-fuzz test-concurrency test-soak
 
 setup: deno-install debian-packages
 	@$(DENO) install --quiet --frozen >/dev/null
@@ -38,7 +39,8 @@ debian-packages:
 demo: setup
 	$(DENO) run --allow-env --allow-read --allow-write=/tmp,/run/netns --allow-run demo/demo.ts
 
-test: setup fmt-check lint check test-unit test-integration test-hardware test-package test-e2e
+test: setup fmt-check lint check test-unit test-integration test-hardware test-package test-e2e test-faults \
+  test-fuzz test-concurrency
 
 test-unit:
 	$(DENO) test tests/unit
@@ -49,6 +51,26 @@ test-integration:
 # Runs against real InfiniBand when IPOIB_TEST_MASTER names an IPoIB interface; reported as ignored otherwise.
 test-hardware:
 	$(DENO) test $(INTEGRATION_FLAGS) tests/hardware
+
+# Robustness (issue 4): every ADD step made to fail, hostile input (security and a seeded fuzz run of 10,000
+# in-process and 300 process cases: FUZZ_SEED, FUZZ_CASES, FUZZ_PROCESS_CASES), the log, concurrent runs.
+# The suites create links and namespaces and run plugin processes, which get the plugin's own flags.
+ROBUSTNESS_FLAGS := --allow-env --allow-read --allow-write=/tmp,/run/netns --allow-run
+
+test-faults:
+	$(DENO) test $(ROBUSTNESS_FLAGS) tests/faults
+
+test-fuzz:
+	$(DENO) test $(ROBUSTNESS_FLAGS) tests/fuzz
+
+test-concurrency:
+	$(DENO) test $(ROBUSTNESS_FLAGS) tests/soak/concurrency.test.ts
+
+# 1,000 ADD/DEL cycles with leak and peak-RSS figures (about 3 minutes; SOAK_CYCLES=n). Not part of `test`:
+# CI runs it after `make test`. GNU time measures each run's peak RSS.
+test-soak: setup
+	@$(MAKE) --no-print-directory debian-packages DEBIAN_PACKAGES="time"
+	$(DENO) test $(ROBUSTNESS_FLAGS) tests/soak/soak.test.ts
 
 lint:
 	$(DENO) lint
@@ -214,3 +236,22 @@ e2e-packages:
 
 test-e2e: setup e2e-packages
 	$(DENO) test $(E2E_FLAGS) tests/e2e
+
+# =====================================================================================================
+# Benchmark (issue 7): the plugin through the stand-in entry against Debian's Go macvlan, interleaved,
+# medians; table on stdout, JSON and burst plot under bench/results/. Not part of `make test`.
+# QUICK=1 for fewer iterations; DENORT_BIN=<denort> to measure the compiled form too. See bench/README.md.
+# =====================================================================================================
+
+# GNU time for peak RSS; librsvg's rsvg-convert and a font for the PNG plot.
+BENCH_DEBIAN_PACKAGES := time librsvg2-bin fonts-dejavu-core
+# Creates links and namespaces (ip), runs plugins and deno compile, times the move through the FFI layer.
+BENCH_FLAGS := --allow-env --allow-read --allow-write --allow-run --allow-ffi --allow-sys=uid,osRelease
+
+.PHONY: bench bench-packages
+
+bench-packages:
+	@$(MAKE) --no-print-directory debian-packages DEBIAN_PACKAGES="$(BENCH_DEBIAN_PACKAGES)"
+
+bench: setup bench-packages
+	$(DENO) run $(BENCH_FLAGS) bench/bench.ts

@@ -56,6 +56,104 @@ const LIBC_SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   /** char *strerror(int errnum) */
   strerror: { parameters: ["i32" /* int errnum */], result: "pointer" },
+
+  // Running a child process (ffi/spawn.ts); opaque C structs travel as buffers of ample size.
+  /** int memfd_create(const char *name, unsigned int flags) */
+  memfd_create: {
+    parameters: ["buffer", /* const char *name */ "u32" /* unsigned int flags */],
+    result: "i32",
+  },
+  /** ssize_t pread(int fd, void *buf, size_t count, off_t offset) */
+  pread: {
+    parameters: [
+      "i32", /* int fd */
+      "buffer", /* void *buf */
+      "usize", /* size_t count */
+      "i64", /* off_t offset */
+    ],
+    result: "isize",
+  },
+  /** ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset) */
+  pwrite: {
+    parameters: [
+      "i32", /* int fd */
+      "buffer", /* const void *buf */
+      "usize", /* size_t count */
+      "i64", /* off_t offset */
+    ],
+    result: "isize",
+  },
+  /**
+   * int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *file_actions,
+   *                 const posix_spawnattr_t *attrp, char *const argv[], char *const envp[])
+   */
+  posix_spawn: {
+    parameters: [
+      "buffer", /* pid_t *pid */
+      "buffer", /* const char *path */
+      "buffer", /* const posix_spawn_file_actions_t *file_actions */
+      "buffer", /* const posix_spawnattr_t *attrp */
+      "buffer", /* char *const argv[] */
+      "buffer", /* char *const envp[] */
+    ],
+    result: "i32",
+  },
+  /** int posix_spawn_file_actions_init(posix_spawn_file_actions_t *fa) */
+  posix_spawn_file_actions_init: {
+    parameters: ["buffer" /* posix_spawn_file_actions_t *fa */],
+    result: "i32",
+  },
+  /** int posix_spawn_file_actions_adddup2(posix_spawn_file_actions_t *fa, int fd, int newfd) */
+  posix_spawn_file_actions_adddup2: {
+    parameters: ["buffer", /* posix_spawn_file_actions_t *fa */ "i32", /* int fd */ "i32" /* int newfd */],
+    result: "i32",
+  },
+  /** int posix_spawn_file_actions_destroy(posix_spawn_file_actions_t *fa) */
+  posix_spawn_file_actions_destroy: {
+    parameters: ["buffer" /* posix_spawn_file_actions_t *fa */],
+    result: "i32",
+  },
+  /** int posix_spawnattr_init(posix_spawnattr_t *attr) */
+  posix_spawnattr_init: { parameters: ["buffer" /* posix_spawnattr_t *attr */], result: "i32" },
+  /** int posix_spawnattr_setflags(posix_spawnattr_t *attr, short flags) */
+  posix_spawnattr_setflags: {
+    parameters: ["buffer", /* posix_spawnattr_t *attr */ "i16" /* short flags */],
+    result: "i32",
+  },
+  /** int posix_spawnattr_setpgroup(posix_spawnattr_t *attr, pid_t pgroup) */
+  posix_spawnattr_setpgroup: {
+    parameters: ["buffer", /* posix_spawnattr_t *attr */ "i32" /* pid_t pgroup */],
+    result: "i32",
+  },
+  /** int posix_spawnattr_setsigmask(posix_spawnattr_t *attr, const sigset_t *sigmask) */
+  posix_spawnattr_setsigmask: {
+    parameters: ["buffer", /* posix_spawnattr_t *attr */ "buffer" /* const sigset_t *sigmask */],
+    result: "i32",
+  },
+  /** int posix_spawnattr_setsigdefault(posix_spawnattr_t *attr, const sigset_t *sigdefault) */
+  posix_spawnattr_setsigdefault: {
+    parameters: ["buffer", /* posix_spawnattr_t *attr */ "buffer" /* const sigset_t *sigdefault */],
+    result: "i32",
+  },
+  /** int posix_spawnattr_destroy(posix_spawnattr_t *attr) */
+  posix_spawnattr_destroy: { parameters: ["buffer" /* posix_spawnattr_t *attr */], result: "i32" },
+  /** pid_t waitpid(pid_t pid, int *wstatus, int options) */
+  waitpid: {
+    parameters: ["i32", /* pid_t pid */ "buffer", /* int *wstatus */ "i32" /* int options */],
+    result: "i32",
+  },
+  /** int kill(pid_t pid, int sig) */
+  kill: { parameters: ["i32", /* pid_t pid */ "i32" /* int sig */], result: "i32" },
+  /** int poll(struct pollfd *fds, nfds_t nfds, int timeout) */
+  poll: {
+    parameters: ["buffer", /* struct pollfd *fds */ "u64", /* nfds_t nfds */ "i32" /* int timeout (ms) */],
+    result: "i32",
+  },
+  /** long syscall(long number, ...): bound with two arguments, for pidfd_open (older glibc has no wrapper) */
+  syscall: {
+    parameters: ["i64", /* long number */ "i64", /* long arg1 */ "i64" /* long arg2 */],
+    result: "i64",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** File access: needed by every helper below. */
@@ -67,15 +165,45 @@ const files = lazyGroup(
 /** Namespace and socket calls: only the paths that switch namespaces or tune sockets pay for them. */
 const control = lazyGroup(LIBC, pick(LIBC_SYMBOLS, ["setns", "ioctl", "setsockopt"]), LIBC_HINT);
 
+/** Running a child process (ffi/spawn.ts): only verbs that run an IPAM plugin pay for these. */
+export const spawnSyms = lazyGroup(
+  LIBC,
+  pick(LIBC_SYMBOLS, [
+    "memfd_create",
+    "pread",
+    "pwrite",
+    "posix_spawn",
+    "posix_spawn_file_actions_init",
+    "posix_spawn_file_actions_adddup2",
+    "posix_spawn_file_actions_destroy",
+    "posix_spawnattr_init",
+    "posix_spawnattr_setflags",
+    "posix_spawnattr_setpgroup",
+    "posix_spawnattr_setsigmask",
+    "posix_spawnattr_setsigdefault",
+    "posix_spawnattr_destroy",
+    "waitpid",
+    "kill",
+    "poll",
+    "syscall",
+    "close",
+  ]),
+  LIBC_HINT,
+);
+
 /** errno values the callers branch on. */
 export const Errno = {
   EPERM: 1,
   ENOENT: 2,
+  ESRCH: 3,
+  EINTR: 4,
   EBADF: 9,
+  ECHILD: 10,
   EEXIST: 17,
   ENODEV: 19,
   EINVAL: 22,
   ENOTTY: 25,
+  ENOSYS: 38,
   EOPNOTSUPP: 95,
 } as const;
 

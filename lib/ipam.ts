@@ -5,6 +5,7 @@
  * @module
  */
 
+import { type ChildResult, runChild } from "../ffi/spawn.ts";
 import { CniError, ErrorCode } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { compareVersions } from "./version.ts";
@@ -154,20 +155,19 @@ export class Ipam {
     return best === undefined ? null : withVersion(this.#stdin, best);
   }
 
-  async #run(verb: IpamVerb, stdin: Uint8Array): Promise<unknown> {
+  #run(verb: IpamVerb, stdin: Uint8Array): unknown {
     const binary = findPlugin(this.type, this.#path);
-    let child: Deno.ChildProcess;
+    let output: ChildResult;
     try {
-      child = new Deno.Command(binary, {
+      // Synchronous, through posix_spawn (ffi/spawn.ts): the plugin has nothing else to do meanwhile, and
+      // Deno.Command costs several ms and MB per run. The child gets its own process group, so a timeout
+      // kills what it started too.
+      output = runChild({
+        path: binary,
         env: { ...this.#environ, CNI_COMMAND: verb },
-        clearEnv: true,
-        // Its own process group, so a timeout kills what it started too: a child left holding its stdout
-        // would otherwise keep this plugin waiting for the end of output long after the timeout.
-        detached: true,
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
+        stdin,
+        timeoutMs: this.#timeoutMs,
+      });
     } catch (e) {
       throw new CniError(
         ErrorCode.IpamFailure,
@@ -176,22 +176,6 @@ export class Ipam {
         { cause: e },
       );
     }
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      try {
-        Deno.kill(-child.pid, "SIGKILL");
-      } catch { /* the whole group is gone already */ }
-    }, this.#timeoutMs);
-    let output: Deno.CommandOutput;
-    try {
-      const writer = child.stdin.getWriter();
-      await writer.write(stdin).catch(() => {}); // a plugin that exits without reading closes the pipe
-      await writer.close().catch(() => {});
-      output = await child.output();
-    } finally {
-      clearTimeout(timer);
-    }
     const out = decoder.decode(output.stdout);
     this.#log?.debug(
       `ipam ${verb}: ${binary} exited with ${
@@ -199,13 +183,13 @@ export class Ipam {
       }` +
         `; stderr: ${excerpt(decoder.decode(output.stderr)) || "(empty)"}`,
     );
-    if (timedOut) {
+    if (output.timedOut) {
       throw new CniError(
         ErrorCode.IpamFailure,
         `IPAM plugin "${this.type}" ${verb} did not finish within ${this.#timeoutMs / 1000} s and was killed`,
       );
     }
-    if (!output.success) {
+    if (output.code !== 0) {
       const reported = parseErrorObject(out);
       if (reported) {
         throw new CniError(

@@ -1,0 +1,86 @@
+/**
+ * ffi/spawn.ts: the posix_spawn runner the plugin executes IPAM plugins with. Real processes; the IPAM
+ * behaviours built on it (exit codes, signals, timeouts of a whole process group) are covered end to end
+ * in tests/faults.
+ */
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import { runChild } from "../../ffi/spawn.ts";
+import { SystemError } from "../../ffi/libc.ts";
+import { assertIpamGroupGone } from "../faults/harness.ts";
+
+const decoder = new TextDecoder();
+const SH = "/bin/sh";
+
+Deno.test("runChild hands stdin over whole and returns stdout, larger than a pipe holds, byte for byte", () => {
+  const input = new Uint8Array(1 << 20).map((_, i) => (i * 7) & 0xff);
+  const r = runChild({ path: "/bin/cat", env: {}, stdin: input, timeoutMs: 10_000 });
+  assertEquals(r.code, 0);
+  assertEquals(r.signal, null);
+  assertEquals(r.timedOut, false);
+  assertEquals(r.stdout, input);
+  assertEquals(r.stderr.length, 0);
+});
+
+Deno.test("runChild passes exactly the given environment and keeps stderr apart", () => {
+  const r = runChild({
+    path: SH,
+    args: ["-c", 'echo "$CNI_COMMAND:$HOME"; echo oops >&2; exit 3'],
+    env: { CNI_COMMAND: "ADD" },
+    stdin: new Uint8Array(),
+    timeoutMs: 10_000,
+  });
+  assertEquals(r.code, 3);
+  assertEquals(decoder.decode(r.stdout), "ADD:\n");
+  assertEquals(decoder.decode(r.stderr), "oops\n");
+});
+
+Deno.test("runChild names the signal that ended the child, and SIGPIPE is not ignored in it", () => {
+  const r = runChild({
+    path: SH,
+    args: ["-c", "kill -SEGV $$"],
+    env: {},
+    stdin: new Uint8Array(),
+    timeoutMs: 10_000,
+  });
+  assertEquals(r.signal, "SIGSEGV");
+  assertEquals(r.code, 128 + 11);
+  // Deno ignores SIGPIPE itself; the child must start with it at the default (SigIgn bit 13 clear).
+  const t = runChild({
+    path: SH,
+    args: ["-c", "grep SigIgn /proc/$$/status"],
+    env: { PATH: "/usr/bin:/bin" },
+    stdin: new Uint8Array(),
+    timeoutMs: 10_000,
+  });
+  const ignored = BigInt(`0x${decoder.decode(t.stdout).split(":")[1]!.trim()}`);
+  assertEquals(ignored & (1n << 12n), 0n, decoder.decode(t.stdout));
+});
+
+Deno.test("runChild kills the child's whole process group when the time limit passes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ipoib-spawn-" });
+  try {
+    const pidFile = `${dir}/pid`;
+    const start = performance.now();
+    const r = runChild({
+      path: SH,
+      args: ["-c", `echo $$ > ${pidFile}; sleep 600 & sleep 600`],
+      env: { PATH: "/usr/bin:/bin" },
+      stdin: new Uint8Array(),
+      timeoutMs: 300,
+    });
+    assert(performance.now() - start < 5_000);
+    assertEquals(r.timedOut, true);
+    assertEquals(r.signal, "SIGKILL");
+    await assertIpamGroupGone(pidFile); // the background sleep went with the shell
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("runChild throws SystemError for an executable that does not exist", () => {
+  const e = assertThrows(
+    () => runChild({ path: "/nonexistent/ipam", env: {}, stdin: new Uint8Array(), timeoutMs: 1_000 }),
+    SystemError,
+  ) as SystemError;
+  assertEquals(e.errno, 2);
+});
