@@ -82,7 +82,7 @@ fmt-check:
 	$(DENO) fmt --check
 
 check:
-	$(DENO) check main.ts tests/
+	$(DENO) check
 
 # =====================================================================================================
 # Packaging: compiled executables, host install, container images (issue 5). See README "Build",
