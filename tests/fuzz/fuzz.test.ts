@@ -44,6 +44,9 @@ async function makeScratch(): Promise<{ scratch: string; cniDir: string }> {
 
 interface Summary {
   cases: number;
+  /** Descriptors the runner held after its warm-up cases, and at its end (-1: too few cases to warm up). */
+  fdsWarm: number;
+  fdsEnd: number;
   problems: number;
   adds: number;
   byKind: Record<string, number>;
@@ -202,12 +205,20 @@ Deno.test(`fuzz: ${CASES} seeded cases in-process, ${PROCESS_CASES} as processes
       `fuzz seed ${SEED}: ${CASES} in-process cases in ${(inProcessMs / 1000).toFixed(1)} s ` +
         `(${adds} successful ADDs, each undone by DEL; slowest case ${slowest.index}: ${
           slowest.ms.toFixed(0)
-        } ms); ` +
+        } ms; runner descriptors after warm-up/at end: ${
+          results.map((r) => `${r.summary.fdsWarm}/${r.summary.fdsEnd}`).join(", ")
+        }); ` +
         `${jobs.length} process cases in ${(processMs / 1000).toFixed(1)} s\n` +
         `  kinds: ${JSON.stringify(byKind)}\n  outcomes in-process: ${JSON.stringify(byCode)}\n` +
         `  outcomes as processes: ${JSON.stringify(procCodes)}`,
     );
     assertEquals(problems, [], `fuzz problems (seed ${SEED}):\n${problems.join("\n")}`);
+    // The runners are long-lived: a descriptor leaked per invocation on any path would pile up here.
+    for (const { summary } of results) {
+      if (summary.fdsWarm >= 0) {
+        assertEquals(summary.fdsEnd, summary.fdsWarm, "descriptors leaked in-process");
+      }
+    }
 
     // A child left in the host, under its temporary name or any other, is a child of this master.
     assertEquals((await master.children()).map((l) => l.ifname), [], "child link left on the host");

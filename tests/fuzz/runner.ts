@@ -48,6 +48,12 @@ function reader(bytes: Uint8Array) {
   };
 }
 
+/** Descriptors this process holds: a code path that leaks one per run shows here, over thousands of runs. */
+async function openFds(): Promise<number> {
+  const out = await new Deno.Command("ls", { args: [`/proc/${Deno.pid}/fd`], stdout: "piped" }).output();
+  return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l !== "").length;
+}
+
 const wiring = { loadDriver: async () => (await import("../standin/driver.ts")).standinDriver };
 
 async function run(env: Record<string, string>, stdin: Uint8Array): Promise<Outcome> {
@@ -85,8 +91,12 @@ const msByOutcome: Record<string, number> = {};
 let problems = 0;
 let adds = 0;
 let slowest = { index: -1, ms: 0 };
+/** Counted once the lazily loaded libraries and modules are in (after the first cases), and at the end. */
+let fdsWarm = -1;
+const WARM_UP = 200;
 
 for (let i = from; i < to; i++) {
+  if (i === from + WARM_UP) fdsWarm = await openFds();
   Deno.writeTextFileSync(progress!, String(i));
   const c = generateCase(seed, i, fx);
   byKind[c.kind] = (byKind[c.kind] ?? 0) + 1;
@@ -135,6 +145,18 @@ for (let i = from; i < to; i++) {
     );
   }
 }
+const fdsEnd = await openFds();
 console.log(
-  JSON.stringify({ summary: true, cases: to - from, problems, adds, byKind, byCode, msByOutcome, slowest }),
+  JSON.stringify({
+    summary: true,
+    fdsWarm,
+    fdsEnd,
+    cases: to - from,
+    problems,
+    adds,
+    byKind,
+    byCode,
+    msByOutcome,
+    slowest,
+  }),
 );
