@@ -9,7 +9,8 @@ export interface Series {
   label: string;
   color: string;
   ys: number[];
-  dashed?: boolean;
+  /** An SVG stroke-dasharray, e.g. "7 5"; solid when absent. */
+  dash?: string;
 }
 
 /** What the chart shows. */
@@ -75,7 +76,7 @@ export function svgChart(c: Chart): string {
   );
   c.series.forEach((s, i) => {
     const pts = c.xs.map((v, j) => [v, s.ys[j]!] as const).filter(([, v]) => Number.isFinite(v));
-    const dash = s.dashed ? ` stroke-dasharray="7 5"` : "";
+    const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : "";
     out.push(
       `<polyline fill="none" stroke="${s.color}" stroke-width="2.5"${dash} points="${
         pts.map(([a, b]) => `${x(a).toFixed(1)},${y(b).toFixed(1)}`).join(" ")

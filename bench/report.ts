@@ -34,6 +34,8 @@ export interface Report {
   compiled: { skipped: string } | { path: string };
   /** Medians in ms: add.<label>, del.<label>, version.<label>, version.floor, ipam.*, move. */
   wall: Record<string, number>;
+  /** Medians in ms of user + system CPU (with the children each run waited for): keys as in `wall`. */
+  cpuMs: Record<string, number>;
   /** Medians in KiB: add.<label>, del.<label>, version.<label>, version.floor. */
   rssKb: Record<string, number>;
   steps: Record<string, number>;
@@ -41,7 +43,11 @@ export interface Report {
   bursts: { size: number; results: Record<string, BurstSummary> }[];
   leftLeases: string[];
   durationS: number;
-  samples: { wall: Record<string, number[]>; rssKb: Record<string, number[]> };
+  samples: {
+    wall: Record<string, number[]>;
+    cpuMs: Record<string, number[]>;
+    rssKb: Record<string, number[]>;
+  };
   derived?: Derived;
 }
 
@@ -134,6 +140,11 @@ export function printReport(r: Report): void {
       ratio(w[`${v}.ours`], w[`${v}.go`]),
     ]),
     ...["add", "del", "version"].map((v) => [
+      `${v.toUpperCase()} CPU, user+sys (ms)`,
+      ...labels.map((l) => cell(r.cpuMs[`${v}.${l}`])),
+      ratio(r.cpuMs[`${v}.ours`], r.cpuMs[`${v}.go`]),
+    ]),
+    ...["add", "del", "version"].map((v) => [
       `${v.toUpperCase()} peak RSS (MB)`,
       ...labels.map((l) => cell(r.rssKb[`${v}.${l}`] === undefined ? undefined : mb(r.rssKb[`${v}.${l}`]!))),
       ratio(r.rssKb[`${v}.ours`], r.rssKb[`${v}.go`]),
@@ -142,6 +153,7 @@ export function printReport(r: Report): void {
   console.log();
   console.log(table(["reference", "value"], [
     ["runtime floor: empty Deno script, same flags (ms)", w["version.floor"]!],
+    ["runtime floor: CPU (ms)", r.cpuMs["version.floor"]!],
     ["runtime floor: peak RSS (MB)", mb(r.rssKb["version.floor"]!)],
     ["IPAM alone: host-local ADD + DEL (ms)", `${w["ipam.total"]} (${w["ipam.add"]} + ${w["ipam.del"]})`],
     ["kernel move of a child into the pod, one request (ms)", w.move!],

@@ -1,10 +1,10 @@
 /**
  * libnl-3 and libnl-route-3 (3.x, soname .200) symbol tables and their lazy loaders.
  *
- * Each library has one table below. Binding costs about 0.2 ms per symbol, so the tables are
- * bound in small groups, each by its own `Deno.dlopen` on first use: a plugin run pays only
- * for the verbs it performs. No symbol is declared `nonblocking`: those run on another thread,
- * which sits in another network namespace than the JS thread.
+ * Each library has one table below, bound in small groups on first use (ffi/load.ts binds them as
+ * function pointers, which costs next to nothing): a plugin run loads only what its verb needs. No
+ * symbol is declared `nonblocking`: those run on another thread, which sits in another network
+ * namespace than the JS thread.
  *
  * Only ffi/netlink.ts should import this module; everything above it sees typed values.
  * @module

@@ -1,6 +1,11 @@
 /**
- * Where shared libraries are looked up, and the one place that turns a failed `Deno.dlopen`
- * into a CniError. Nothing is loaded at import time.
+ * Where shared libraries are looked up, how their symbols are bound, and the one place that turns a
+ * library that cannot be loaded into a CniError. Nothing is loaded at import time.
+ *
+ * Symbols are bound through libc's dlopen/dlsym as `Deno.UnsafeFnPointer`s, not with `Deno.dlopen`:
+ * Deno.dlopen compiles a machine-code trampoline for every symbol it binds (about 70 us each), which
+ * made binding the 60 to 80 symbols of one ADD cost 6 to 9 ms of every run; a function pointer costs
+ * nothing to bind and about 1 us more per call, and a run makes a few hundred calls (bench/README.md).
  * @module
  */
 
@@ -30,8 +35,58 @@ function execPathOrNull(): string | null {
   }
 }
 
-/** Which candidate worked per soname, so later symbol groups skip the failed lookups. */
-const resolved = new Map<string, string>();
+/** libc's dynamic loader, bound once with Deno.dlopen. */
+let loader:
+  | Deno.DynamicLibrary<{
+    dlopen: { parameters: ["buffer", "i32"]; result: "pointer" };
+    dlsym: { parameters: ["pointer", "buffer"]; result: "pointer" };
+    dlerror: { parameters: []; result: "pointer" };
+    dlclose: { parameters: ["pointer"]; result: "i32" };
+  }>["symbols"]
+  | undefined;
+
+const RTLD_NOW = 2;
+const encoder = new TextEncoder();
+
+function cName(s: string): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(encoder.encode(s).length + 1);
+  encoder.encodeInto(s, bytes);
+  return bytes;
+}
+
+function libdl() {
+  loader ??= Deno.dlopen("libc.so.6", {
+    dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
+    dlsym: { parameters: ["pointer", "buffer"], result: "pointer" },
+    dlerror: { parameters: [], result: "pointer" },
+    dlclose: { parameters: ["pointer"], result: "i32" },
+  }).symbols;
+  return loader;
+}
+
+function dlerrorText(what: string): string {
+  const p = libdl().dlerror();
+  return p ? Deno.UnsafePointerView.getCString(p) : what;
+}
+
+/** The handle of the candidate that loaded, per soname, so later symbol groups skip the failed lookups. */
+const handles = new Map<string, Deno.PointerObject>();
+
+/** `symbols` bound from the library `handle`; throws the loader's message when one is missing. */
+function bind<S extends Deno.ForeignLibraryInterface>(
+  handle: Deno.PointerObject,
+  symbols: S,
+): Deno.DynamicLibrary<S>["symbols"] {
+  const out: Record<string, unknown> = {};
+  for (const [name, definition] of Object.entries(symbols)) {
+    const fn = libdl().dlsym(handle, cName(name));
+    if (!fn) throw new Error(dlerrorText(`undefined symbol: ${name}`));
+    const def = definition as Deno.ForeignFunction;
+    const pointer = new Deno.UnsafeFnPointer(fn as Deno.PointerObject<typeof def>, def);
+    out[name] = pointer.call.bind(pointer);
+  }
+  return out as Deno.DynamicLibrary<S>["symbols"];
+}
 
 /**
  * Opens `soname` with only the given symbols bound. Failures name the library and the package
@@ -41,16 +96,23 @@ export function openLibrary<S extends Deno.ForeignLibraryInterface>(
   soname: string,
   symbols: S,
   installHint: string,
-): Deno.DynamicLibrary<S> {
-  const known = resolved.get(soname);
-  const candidates = known ? [known] : libraryCandidates(soname, execPathOrNull());
+): Deno.DynamicLibrary<S>["symbols"] {
+  const dl = libdl();
+  const known = handles.get(soname);
+  if (known) return bind(known, symbols);
   const failures: string[] = [];
-  for (const path of candidates) {
+  for (const path of libraryCandidates(soname, execPathOrNull())) {
+    const handle = dl.dlopen(cName(path), RTLD_NOW);
+    if (!handle) {
+      failures.push(`${path}: ${dlerrorText("dlopen failed")}`);
+      continue;
+    }
     try {
-      const lib = Deno.dlopen(path, symbols);
-      resolved.set(soname, path);
-      return lib;
+      const bound = bind(handle, symbols);
+      handles.set(soname, handle);
+      return bound;
     } catch (e) {
+      dl.dlclose(handle);
       failures.push(`${path}: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
@@ -59,7 +121,7 @@ export function openLibrary<S extends Deno.ForeignLibraryInterface>(
   });
 }
 
-/** The symbols of `table` named by `keys`: one symbol table per library, bound in small groups. */
+/** The symbols of `table` named by `keys`: one symbol table per library, bound in groups. */
 export function pick<T extends Deno.ForeignLibraryInterface, K extends keyof T & string>(
   table: T,
   keys: readonly K[],
@@ -76,12 +138,12 @@ export function lazyGroup<S extends Deno.ForeignLibraryInterface>(
   installHint: string,
   before?: () => unknown,
 ): () => Deno.DynamicLibrary<S>["symbols"] {
-  let lib: Deno.DynamicLibrary<S> | undefined;
+  let bound: Deno.DynamicLibrary<S>["symbols"] | undefined;
   return () => {
-    if (!lib) {
+    if (!bound) {
       before?.();
-      lib = openLibrary(soname, symbols, installHint);
+      bound = openLibrary(soname, symbols, installHint);
     }
-    return lib.symbols;
+    return bound;
   };
 }
