@@ -101,6 +101,7 @@ export async function assertNothingLeft(f: Fixture): Promise<void> {
 export function assertCniError(r: PluginRun, code: number, msg: RegExp): Json {
   assertEquals(r.code, 1, `expected failure: ${r.stdout} ${r.stderr}`);
   const e = r.json as Json;
+  if (Deno.env.get("FAULTS_REPORT")) console.log(`  -> ${r.stdout.trim()}`); // the errors, for a report
   assertEquals(Object.keys(e ?? {}).sort(), ["cniVersion", "code", "details", "msg"], r.stdout);
   assertEquals(e.code, code, r.stdout);
   assertMatch(e.msg as string, msg);
