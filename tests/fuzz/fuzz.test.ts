@@ -5,7 +5,7 @@
  * or one CNI error object with exit 1, with no stack trace, no uncaught exception and no hang; afterwards
  * no link and no lease may be left. FUZZ_SEED reproduces a run; a failure names its case index.
  */
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { PLUGIN_FLAGS, pluginCommand, ROOT, runPlugin, startPlugin } from "../helpers/run.ts";
 import { sh, TestLeases, TestMaster, TestNetns } from "../helpers/net.ts";
 import { caseSeed, type FuzzFixture, generateCase } from "./gen.ts";
@@ -215,9 +215,11 @@ Deno.test(`fuzz: ${CASES} seeded cases in-process, ${PROCESS_CASES} as processes
     assertEquals(problems, [], `fuzz problems (seed ${SEED}):\n${problems.join("\n")}`);
     // The runners are long-lived: a descriptor leaked per invocation on any path would pile up here.
     for (const { summary } of results) {
-      if (summary.fdsWarm >= 0) {
-        assertEquals(summary.fdsEnd, summary.fdsWarm, "descriptors leaked in-process");
-      }
+      const grew = summary.fdsWarm >= 0 && summary.fdsEnd > summary.fdsWarm;
+      assert(
+        !grew,
+        `descriptors leaked in-process: ${summary.fdsWarm} after warm-up, ${summary.fdsEnd} at the end`,
+      );
     }
 
     // A child left in the host, under its temporary name or any other, is a child of this master.
