@@ -4,9 +4,11 @@
  * Prints a table, writes bench/results/<stamp>.json (and latest.json) and bench/results/burst.png.
  * See bench/README.md for what each figure means and what was found. Not a test: nothing here asserts.
  *
- * Knobs (environment): QUICK=1 for fewer iterations; BENCH_PAIRS, BENCH_GROWTH_PAIRS, BENCH_BURST_REPS to
- * set them; BENCH_ENTRY=<path> to measure another stand-in entry (e.g. a copy with a change, for
- * before/after numbers); DENORT_BIN=<denort> to also measure the compiled stand-in.
+ * Knobs (environment): QUICK=1 for fewer iterations; BENCH_PAIRS, BENCH_GROWTH_PAIRS, BENCH_BURST_REPS,
+ * BENCH_STEP_RUNS to set them; BENCH_ENTRY=<path> to measure another stand-in entry as "ours";
+ * BENCH_COMPARE=<label>=<path>,... to measure more entries beside it (e.g. copies of older commits, for
+ * before/after figures); BENCH_PHASES=main,rss,steps,growth,bursts to run only some phases;
+ * DENORT_BIN=<denort> to also measure the compiled stand-in.
  * @module
  */
 
@@ -33,6 +35,7 @@ const PAIRS = knob("BENCH_PAIRS", 10, 30);
 const GROWTH_PAIRS = knob("BENCH_GROWTH_PAIRS", 6, 20);
 const BURST_REPS = knob("BENCH_BURST_REPS", 2, 5);
 const STEP_RUNS = knob("BENCH_STEP_RUNS", 5, 15);
+const PHASES = new Set((Deno.env.get("BENCH_PHASES") ?? "main,rss,steps,growth,bursts").split(","));
 
 const encoder = new TextEncoder();
 
@@ -238,6 +241,7 @@ async function burst(p: Plugin, s: Setup, k: number, rep: number, pods: string[]
       if (into.errorSamples.length < 3) into.errorSamples.push(r.stdout.trim() || r.stderr.trim());
     }
   }
+  if (p.type === "") return; // the floor: nothing to delete
   const dels = await Promise.all(
     Array.from(
       { length: k },
@@ -247,6 +251,7 @@ async function burst(p: Plugin, s: Setup, k: number, rep: number, pods: string[]
   into.delErrors += dels.filter((r) => r.code !== 0).length;
 }
 
+/** Bursts of every plugin, and of the floor (the same number of empty Deno scripts started at once). */
 async function burstPhase(s: Setup, plugins: Plugin[], pods: Record<string, string[]>) {
   const rows: { size: number; results: Record<string, ReturnType<typeof summariseBurst>> }[] = [];
   for (const k of BURSTS) {
@@ -303,10 +308,16 @@ async function main(): Promise<void> {
   cleanup.add(() => Deno.remove(scratchDir, { recursive: true }));
 
   const plugins: Plugin[] = [{ label: "ours", type: "ipoib", argv: denoRun(entry) }];
+  for (const item of (Deno.env.get("BENCH_COMPARE") ?? "").split(",").filter((x) => x !== "")) {
+    const [label, path] = item.split("=");
+    if (!label || !path) throw new Error(`BENCH_COMPARE: "${item}" is not <label>=<path>`);
+    plugins.push({ label, type: "ipoib", argv: denoRun(path) });
+  }
   const compiled = await compileStandin(entry, scratchDir);
   if (typeof compiled === "string") console.log(`compiled form: skipped: ${compiled}`);
   else plugins.push({ label: "compiled", type: "ipoib", argv: [compiled.path] });
   plugins.push({ label: "go", type: "macvlan", argv: [`${GO_CNI}/macvlan`] });
+  const floorPlugin: Plugin = { label: "floor", type: "", argv: floor };
 
   const master = await TestMaster.create();
   cleanup.add(() => master[Symbol.asyncDispose]());
@@ -316,9 +327,11 @@ async function main(): Promise<void> {
   const pods: Record<string, string> = {};
   const burstPods: Record<string, string[]> = {};
   for (const p of plugins) {
-    burstPods[p.label] = await makePods(cleanup, p.label.slice(0, 1), Math.max(...BURSTS));
+    const count = PHASES.has("bursts") ? Math.max(...BURSTS) : 1;
+    burstPods[p.label] = await makePods(cleanup, p.label.slice(0, 1), count);
     pods[p.label] = burstPods[p.label]![0]!;
   }
+  burstPods.floor = burstPods.ours!;
 
   console.log(
     `ipoib-cni bench: ${PAIRS} pairs, growth ${GROWTH_PAIRS} pairs at ${LINK_COUNTS.join("/")} links, ` +
@@ -331,11 +344,11 @@ async function main(): Promise<void> {
     }
   }
   const started = performance.now();
-  const { wall, cpu } = await mainPhase(s, plugins, floor, pods);
-  const rss = await rssPhase(s, plugins, floor, pods);
-  const steps = await stepsPhase(s, plugins[0]!, pods.ours!);
-  const growth = await growthPhase(s, cleanup, plugins, pods);
-  const bursts = await burstPhase(s, plugins, burstPods);
+  const { wall, cpu } = PHASES.has("main") ? await mainPhase(s, plugins, floor, pods) : { wall: {}, cpu: {} };
+  const rss = PHASES.has("rss") ? await rssPhase(s, plugins, floor, pods) : {};
+  const steps = PHASES.has("steps") ? await stepsPhase(s, plugins[0]!, pods.ours!) : {};
+  const growth = PHASES.has("growth") ? await growthPhase(s, cleanup, plugins, pods) : [];
+  const bursts = PHASES.has("bursts") ? await burstPhase(s, [...plugins, floorPlugin], burstPods) : [];
   const leftLeases = leases.leases();
 
   const report: Report = {
@@ -385,6 +398,9 @@ function burstChart(r: Report) {
       dash: "7 5",
     },
   ]);
+  if (r.bursts[0]?.results.floor) {
+    series.push({ label: "floor: empty Deno scripts", color: "#495057", ys: ys("floor", "totalMs") });
+  }
   // The issue's target for a burst of 64: a total wall of at most three times Go's.
   series.push({
     label: "target: 3 x go total",

@@ -101,7 +101,9 @@ export function derive(r: Report): Derived {
     },
     {
       name: "burst of 64: total wall vs Go's, errors",
-      value: `${burstRatio}x (${ours64?.totalMs} vs ${go64?.totalMs} ms), ${ours64?.errors ?? "?"} errors`,
+      value: ours64 && go64
+        ? `${burstRatio}x (${ours64.totalMs} vs ${go64.totalMs} ms), ${ours64.errors} errors`
+        : "not measured",
       limit: "<= 3x, 0 errors",
       met: burstRatio <= 3 && ours64?.errors === 0,
     },
@@ -126,9 +128,6 @@ export function printReport(r: Report): void {
   const d = (r.derived ??= derive(r));
   const labels = r.plugins.map((p) => p.label);
   const w = r.wall;
-  const cell = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? "-" : String(v));
-  const ratio = (a: number | undefined, b: number | undefined) =>
-    a === undefined || b === undefined ? "-" : `${round(a / b, 2)}x`;
   console.log(
     `\nMedians over ${r.settings.pairs} interleaved runs each (${r.machine.cpus} CPUs, ` +
       `kernel ${r.machine.kernel}, Deno ${r.machine.deno}); ${r.durationS} s in all.\n`,
@@ -157,8 +156,33 @@ export function printReport(r: Report): void {
     ["runtime floor: peak RSS (MB)", mb(r.rssKb["version.floor"]!)],
     ["IPAM alone: host-local ADD + DEL (ms)", `${w["ipam.total"]} (${w["ipam.add"]} + ${w["ipam.del"]})`],
     ["kernel move of a child into the pod, one request (ms)", w.move!],
+    ["  the same for 64 ADDs, serialised by the RTNL lock (ms)", round(64 * w.move!)],
     ["our own overhead on ADD = ours - floor - go - move (ms)", d.overheadMs],
   ]));
+  if (r.growth.length > 0) printGrowth(r, labels);
+  if (r.bursts.length > 0) printBursts(r, labels);
+  if (Object.keys(r.steps).length > 0) {
+    console.log();
+    console.log(table(["ours: step (from its log, median)", "ms"], Object.entries(r.steps)));
+  }
+  console.log();
+  console.log(table(
+    ["target", "measured", "limit", ""],
+    d.targets.map((t) => [t.name, t.value, t.limit, t.met ? "met" : "NOT MET"]),
+  ));
+  if (r.leftLeases.length > 0) console.log(`\nWARNING: host-local leases left: ${r.leftLeases.join(", ")}`);
+  if ("skipped" in r.compiled) console.log(`\ncompiled form not measured: ${r.compiled.skipped}`);
+}
+
+function cell(v: number | undefined): string {
+  return v === undefined || !Number.isFinite(v) ? "-" : String(v);
+}
+
+function ratio(a: number | undefined, b: number | undefined): string {
+  return a === undefined || b === undefined ? "-" : `${round(a / b, 2)}x`;
+}
+
+function printGrowth(r: Report, labels: string[]): void {
   console.log();
   console.log(table(
     ["unrelated host links", ...labels.map((l) => `ADD ${l}`), ...labels.map((l) => `DEL ${l}`)],
@@ -166,6 +190,11 @@ export function printReport(r: Report): void {
       g,
     ) => [g.links, ...labels.map((l) => cell(g.add[l])), ...labels.map((l) => cell(g.del[l]))]),
   ));
+}
+
+function printBursts(r: Report, pluginLabels: string[]): void {
+  // The floor's burst: as many empty Deno scripts started at once, what Deno alone costs at that load.
+  const labels = r.bursts[0]?.results.floor ? [...pluginLabels, "floor"] : pluginLabels;
   console.log();
   console.log(table(
     [
@@ -188,15 +217,6 @@ export function printReport(r: Report): void {
       for (const e of s.errorSamples) console.log(`  burst ${b.size} ${l} error: ${e.slice(0, 200)}`);
     }
   }
-  console.log();
-  console.log(table(["ours: step (from its log, median)", "ms"], Object.entries(r.steps)));
-  console.log();
-  console.log(table(
-    ["target", "measured", "limit", ""],
-    d.targets.map((t) => [t.name, t.value, t.limit, t.met ? "met" : "NOT MET"]),
-  ));
-  if (r.leftLeases.length > 0) console.log(`\nWARNING: host-local leases left: ${r.leftLeases.join(", ")}`);
-  if ("skipped" in r.compiled) console.log(`\ncompiled form not measured: ${r.compiled.skipped}`);
 }
 
 /**
@@ -224,6 +244,23 @@ export async function compileStandin(entry: string, dir: string): Promise<{ path
   }).output();
   if (!out.success) {
     return `deno compile failed: ${new TextDecoder().decode(out.stderr).trim().slice(0, 300)}`;
+  }
+  // A full deno binary given as DENORT_BIN compiles without complaint into an executable that ignores
+  // its payload (it starts a REPL): only an answer to VERSION shows that the plugin is inside.
+  const child = new Deno.Command(path, {
+    env: { CNI_COMMAND: "VERSION" },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+    signal: AbortSignal.timeout(15_000),
+  });
+  const answer = new TextDecoder().decode(
+    (await child.output().catch(() => null))?.stdout ?? new Uint8Array(),
+  );
+  if (!answer.includes('"supportedVersions"')) {
+    return `the executable compiled with DENORT_BIN=${denort} does not answer VERSION as the plugin ` +
+      `(is DENORT_BIN a full deno rather than denort?): ${JSON.stringify(answer.slice(0, 80))}`;
   }
   return { path };
 }
