@@ -384,7 +384,8 @@ async function main(): Promise<void> {
   console.log(pngError ? `plot: not written: ${pngError}` : "plot: bench/results/burst.png");
 }
 
-function burstChart(r: Report) {
+/** The burst plot of a report: totals and p95 per ADD by burst size, with the floor, the moves and the target. */
+export function burstChart(r: Report) {
   const xs = r.bursts.map((b) => b.size);
   const ys = (label: string, key: "totalMs" | "p95AddMs") =>
     r.bursts.map((b) => b.results[label]?.[key] ?? NaN);
@@ -400,6 +401,15 @@ function burstChart(r: Report) {
   ]);
   if (r.bursts[0]?.results.floor) {
     series.push({ label: "floor: empty Deno scripts", color: "#495057", ys: ys("floor", "totalMs") });
+  }
+  if (r.wall.move !== undefined) {
+    // The RTNL lock serialises the moves: a lower bound for any create-then-move plugin.
+    series.push({
+      label: "k x move, serialised",
+      color: "#2b8a3e",
+      ys: xs.map((k) => k * r.wall.move!),
+      dash: "4 3",
+    });
   }
   // The issue's target for a burst of 64: a total wall of at most three times Go's.
   series.push({
