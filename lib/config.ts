@@ -1,24 +1,12 @@
 /**
- * The network configuration on stdin: decoded, validated (lib/json_checks.ts), and normalised.
+ * The network configuration on stdin: decoded, validated with zod, and normalised.
  * Unknown fields are kept: the IPAM plugin receives the original stdin untouched.
  * @module
  */
 
 import { CniError, ErrorCode } from "./errors.ts";
 import { interfaceNameProblem } from "./env.ts";
-import {
-  boolean,
-  integer,
-  Issue,
-  nonEmptyString,
-  oneOf,
-  optional,
-  passthrough,
-  type Path,
-  record,
-  string,
-  stringArray,
-} from "./json_checks.ts";
+import { z } from "zod";
 import {
   type CniVersion,
   DEFAULT_VERSION,
@@ -62,21 +50,15 @@ export interface Dns {
   options?: string[];
 }
 
-function ifname(value: unknown, path: Path): string {
-  const name = string(value, path);
+const ifname = z.string().superRefine((name, ctx) => {
   const problem = interfaceNameProblem(name);
-  if (problem) throw new Issue(path, `is not a valid interface name: it ${problem}`);
-  return name;
-}
+  if (problem) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `is not a valid interface name: it ${problem}` });
+  }
+});
 
 // A plugin name is looked up in CNI_PATH: a path or anything a shell would treat specially must never reach exec.
-function pluginName(value: unknown, path: Path): string {
-  const name = string(value, path);
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
-    throw new Issue(path, "must be a bare plugin name, not a path");
-  }
-  return name;
-}
+const pluginName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "must be a bare plugin name, not a path");
 
 /** A partition key given as a number or a string ("0x8002", "32770") without the membership bit, or null. */
 export function partitionKey(value: number | string): number | null {
@@ -95,49 +77,40 @@ export function partitionKey(value: number | string): number | null {
 export const PKEY_PROBLEM =
   "must be a partition key 0x0001-0x7fff (the membership bit 0x8000 may be set); 0 and 0x8000 are invalid";
 
-function pkey(value: unknown, path: Path): number {
-  if (typeof value !== "number" && typeof value !== "string") throw new Issue(path, "Invalid input");
-  const key = partitionKey(value);
-  if (key === null) throw new Issue(path, PKEY_PROBLEM);
+const pkey = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const key = partitionKey(v);
+  if (key === null) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: PKEY_PROBLEM });
+    return z.NEVER;
+  }
   return key;
-}
+});
 
-function logFile(value: unknown, path: Path): string {
-  const file = string(value, path);
-  if (!file.startsWith("/")) throw new Issue(path, "must be an absolute path");
-  return file;
-}
+const strings = z.array(z.string());
 
-const optionalStrings = (v: unknown, p: Path) => optional(v, p, stringArray);
-const anything = (v: unknown) => v;
-
-/** The fields the verbs use, checked in this order: the first problem is the one reported. */
-function checkFields(input: Record<string, unknown>): CheckedFields {
-  const at = (key: string): [unknown, Path] => [input[key], [key]];
-  return {
-    cniVersion: string(...at("cniVersion")),
-    name: nonEmptyString(...at("name")),
-    type: nonEmptyString(...at("type")),
-    master: ifname(...at("master")),
-    ipam: passthrough(...at("ipam"), { type: (v, p) => optional(v, p, pluginName) }),
-    mtu: optional(...at("mtu"), (v, p) => integer(v, p, 68, 65535)),
-    pkey: optional(...at("pkey"), pkey),
-    dns: optional(...at("dns"), (v, p) =>
-      passthrough(v, p, {
-        nameservers: optionalStrings,
-        domain: (v, p) => optional(v, p, string),
-        search: optionalStrings,
-        options: optionalStrings,
-      })),
-    args: optional(...at("args"), (v, p) => record(v, p, anything)),
-    runtimeConfig: optional(...at("runtimeConfig"), (v, p) => record(v, p, anything)),
-    prevResult: optional(...at("prevResult"), (v, p) => record(v, p, anything)),
-    capabilities: optional(...at("capabilities"), (v, p) => record(v, p, boolean)),
-    logFile: optional(...at("logFile"), logFile),
-    logLevel: optional(...at("logLevel"), (v, p) => oneOf(v, p, LOG_LEVELS)),
-    ipamTimeout: optional(...at("ipamTimeout"), (v, p) => integer(v, p, 1, 600)),
-  };
-}
+/** The fields the verbs use; unknown ones are kept (passthrough) for the IPAM plugin. */
+const schema = z.object({
+  cniVersion: z.string(),
+  name: z.string().min(1),
+  type: z.string().min(1),
+  master: ifname,
+  ipam: z.object({ type: pluginName.optional() }).passthrough(),
+  mtu: z.number().int().min(68).max(65535).optional(),
+  pkey: pkey.optional(),
+  dns: z.object({
+    nameservers: strings.optional(),
+    domain: z.string().optional(),
+    search: strings.optional(),
+    options: strings.optional(),
+  }).passthrough().optional(),
+  args: z.record(z.unknown()).optional(),
+  runtimeConfig: z.record(z.unknown()).optional(),
+  prevResult: z.record(z.unknown()).optional(),
+  capabilities: z.record(z.boolean()).optional(),
+  logFile: z.string().startsWith("/", "must be an absolute path").optional(),
+  logLevel: z.enum(LOG_LEVELS).optional(),
+  ipamTimeout: z.number().int().min(1).max(600).optional(),
+}).passthrough();
 
 /** Decodes stdin as JSON; undecodable content is error code 6. */
 export function decodeJson(text: string): unknown {
@@ -175,34 +148,11 @@ function valueAt(obj: unknown, path: (string | number)[]): unknown {
   return cur;
 }
 
-/** The checked and copied fields of a config (unknown ones kept in `ipam` and `dns`). */
-export interface CheckedFields {
-  cniVersion: string;
-  name: string;
-  type: string;
-  master: string;
-  ipam: Record<string, unknown>;
-  mtu?: number;
-  pkey?: number;
-  dns?: Dns;
-  args?: Record<string, unknown>;
-  runtimeConfig?: Record<string, unknown>;
-  prevResult?: Record<string, unknown>;
-  capabilities?: Record<string, boolean>;
-  logFile?: string;
-  logLevel?: typeof LOG_LEVELS[number];
-  ipamTimeout?: number;
-}
-
 /**
  * Validates a decoded network configuration. Errors name the field and its bad value: code 1 for an
- * unsupported cniVersion, 2 for an unsupported value, 7 for anything else invalid. `check` (throwing an
- * Issue at the first problem) is replaceable only so that a test can compare it with a reference.
+ * unsupported cniVersion, 2 for an unsupported value, 7 for anything else invalid.
  */
-export function parseNetConf(
-  decoded: unknown,
-  check: (input: Record<string, unknown>) => CheckedFields = checkFields,
-): NetConf {
+export function parseNetConf(decoded: unknown): NetConf {
   if (decoded === null || typeof decoded !== "object" || Array.isArray(decoded)) {
     throw new CniError(
       ErrorCode.InvalidNetworkConfig,
@@ -218,11 +168,9 @@ export function parseNetConf(
       `supported versions: ${SUPPORTED_VERSIONS.join(", ")}`,
     );
   }
-  let c: CheckedFields;
-  try {
-    c = check({ ...raw, cniVersion: raw.cniVersion ?? DEFAULT_VERSION });
-  } catch (issue) {
-    if (!(issue instanceof Issue)) throw issue;
+  const parsed = schema.safeParse({ ...raw, cniVersion: raw.cniVersion ?? DEFAULT_VERSION });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
     const field = issue.path.join(".") || "(root)";
     const value = valueAt(raw, issue.path);
     const problem = value === undefined ? "is missing" : `${describe(value)} ${issue.message.toLowerCase()}`;
@@ -232,7 +180,8 @@ export function parseNetConf(
       issue.message,
     );
   }
-  const ipamType = (c.ipam.type as string | undefined) ?? null;
+  const c = parsed.data;
+  const ipamType = c.ipam.type ?? null;
   if (ipamType === null && Object.keys(c.ipam).length > 0) {
     throw new CniError(
       ErrorCode.InvalidNetworkConfig,
