@@ -1,7 +1,7 @@
 /**
  * The process-level runner: flags, the about text, stdin and environment, dispatch to a verb, and the
  * rule that every failure becomes a CNI error object on stdout with exit 1 and never a stack trace.
- * Modules a verb does not need are imported lazily: VERSION loads neither the config checks nor libnl.
+ * Modules a verb does not need are imported lazily: VERSION loads neither zod nor libnl.
  * @module
  */
 
