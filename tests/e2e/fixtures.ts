@@ -332,13 +332,3 @@ export function filesUnder(dir: string): string[] {
   }
   return out;
 }
-
-/** True when `path` exists. */
-export function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -5,16 +5,9 @@
  * libcni 1.1 has no GC or STATUS (they arrived with CNI 1.1.0 in libcni 1.2), so neither is driven here.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
+import { exists } from "../helpers/fs.ts";
 import { addresses, routes, sh, suffix, TestNetns } from "../helpers/net.ts";
-import {
-  type ConflistOptions,
-  exists,
-  filesUnder,
-  type Json,
-  PluginDir,
-  Stage,
-  TempDir,
-} from "./fixtures.ts";
+import { type ConflistOptions, filesUnder, type Json, PluginDir, Stage, TempDir } from "./fixtures.ts";
 import { type Attachment, Cnictl } from "./libcni.ts";
 
 /** The conflist file and pod namespaces of one libcni scenario. */

@@ -6,7 +6,8 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { sh } from "../helpers/net.ts";
-import { exists, filesUnder, type Invocation, type Json, PluginDir, Stage, TempDir } from "./fixtures.ts";
+import { exists } from "../helpers/fs.ts";
+import { filesUnder, type Invocation, type Json, PluginDir, Stage, TempDir } from "./fixtures.ts";
 import { BUSYBOX_IMAGE, Podman } from "./podman.ts";
 
 /** What a container showed from inside, and what podman asked our plugin for to start it. */

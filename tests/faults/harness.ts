@@ -9,7 +9,7 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import { pluginCommand, type PluginRun, runPlugin } from "../helpers/run.ts";
 import { links, TestLeases, TestMaster, TestNetns } from "../helpers/net.ts";
 import { FakeIpamDir, GO_CNI } from "./fake_ipam.ts";
-import { exists } from "./inject.ts";
+import { exists } from "../helpers/fs.ts";
 import { temporaryName } from "../../lib/temporary_name.ts";
 
 /** The stand-in plugin with tests/faults/inject.ts, run with the production flags. */

@@ -11,6 +11,7 @@
  */
 
 import { Netlink, NetlinkError } from "../../ffi/netlink.ts";
+import { exists } from "../helpers/fs.ts";
 
 /** The kernel steps of ADD that can be made to fail or pause. */
 export const STEPS = ["createMacvlan", "moveToNetns", "setLink", "addAddress", "addRoute"] as const;
@@ -23,16 +24,6 @@ const PAUSE_LIMIT_MS = 60_000;
 
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-/** True when `path` exists (a marker file). */
-export function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Waits synchronously (the plugin may be inside a namespace switch) until the test creates `resume`. */

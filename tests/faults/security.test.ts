@@ -19,7 +19,7 @@ import {
   netConf,
   withFixture,
 } from "./harness.ts";
-import { exists } from "./inject.ts";
+import { exists } from "../helpers/fs.ts";
 import { GO_CNI } from "./fake_ipam.ts";
 
 /** A canary plugin named `name` in `dir`: if anything ever runs it, `marker` appears. */
