@@ -10,7 +10,7 @@ export PATH := $(dir $(DENO)):$(PATH)
 DEBIAN_PACKAGES := libnl-3-200 libnl-route-3-200 containernetworking-plugins iproute2 strace
 
 # Permissions of the plugin at run time: the narrowest set that works (see README, "Permissions").
-PLUGIN_FLAGS := --no-prompt --allow-env --allow-read --allow-run --allow-ffi --allow-write
+PLUGIN_FLAGS := --no-prompt --allow-env --allow-read --allow-ffi --allow-write
 # Integration tests create namespaces and links and run the plugin and Go plugins as processes.
 INTEGRATION_FLAGS := --allow-env --allow-read --allow-write=/tmp,/run/netns --allow-run --allow-ffi
 

@@ -22,7 +22,6 @@ export const PLUGIN_FLAGS = [
   "--no-prompt",
   "--allow-env",
   "--allow-read",
-  "--allow-run",
   "--allow-ffi",
   "--allow-write",
 ];
