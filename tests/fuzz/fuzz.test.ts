@@ -70,6 +70,8 @@ async function runRunner(
       "run",
       "--quiet",
       ...PLUGIN_FLAGS,
+      // The runner counts its own descriptors with ls: Deno refuses to list /proc without --allow-all.
+      "--allow-run=ls",
       `${ROOT}/tests/fuzz/runner.ts`,
       JSON.stringify(fx),
       String(SEED),
