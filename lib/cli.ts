@@ -9,8 +9,8 @@ import { BUILD_INFO } from "./build_info.ts";
 import { errorObject, toCniError } from "./errors.ts";
 import { parseEnvironment } from "./env.ts";
 import { oneLine } from "./log.ts";
-import { readStdin, type SyncReader } from "./stdin.ts";
-import { isSupportedVersion, LATEST_VERSION, SUPPORTED_VERSIONS } from "./version.ts";
+import { decodeJson, readStdin, type SyncReader } from "./stdin.ts";
+import { LATEST_VERSION, requestedVersion, SUPPORTED_VERSIONS } from "./version.ts";
 import type { LinkDriver } from "./driver.ts";
 
 /** What an entry point supplies: the link driver, loaded only by verbs that touch the kernel. */
@@ -79,16 +79,6 @@ async function handleFlags(args: string[], io: PluginIo): Promise<number | null>
   return 2;
 }
 
-/** The cniVersion named by a stdin config, when it is one this plugin supports. */
-function versionIn(text: string): string | null {
-  try {
-    const v = JSON.parse(text)?.cniVersion;
-    return isSupportedVersion(v) ? v : null;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * Runs one plugin invocation as a runtime makes it and returns the exit code.
  * Output goes to stdout (result or error object); diagnostics to stderr. `io` is the process's stdio
@@ -110,23 +100,27 @@ export async function runPlugin(
     }
     const stdin = readStdin(undefined, io.stdin);
     const text = new TextDecoder().decode(stdin);
-    errorVersion = versionIn(text) ?? LATEST_VERSION;
+    // Decoded once; undecodable input is reported (code 6) only after the environment was checked (code 4).
+    let decoded: unknown;
+    let undecodable: unknown = null;
+    try {
+      decoded = decodeJson(text);
+    } catch (e) {
+      undecodable = e;
+    }
+    errorVersion = requestedVersion(decoded);
     const env = parseEnvironment(environ);
     if (env.command === "VERSION") {
-      let requested: unknown;
-      try {
-        requested = text.trim() === "" ? undefined : JSON.parse(text)?.cniVersion;
-      } catch {
-        requested = undefined;
-      }
+      const requested = (decoded as { cniVersion?: unknown } | null | undefined)?.cniVersion;
       const cniVersion = typeof requested === "string" && /^\d+\.\d+\.\d+$/.test(requested)
         ? requested
         : LATEST_VERSION;
       writeAll(io.stdout, JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS }) + "\n");
       return 0;
     }
+    if (undecodable !== null) throw undecodable;
     const { runVerb } = await import("./plugin.ts");
-    const output = await runVerb({ env, environ, stdin, text, loadDriver: wiring.loadDriver });
+    const output = await runVerb({ env, environ, stdin, text, decoded, loadDriver: wiring.loadDriver });
     if (output !== null) writeAll(io.stdout, JSON.stringify(output) + "\n");
     return 0;
   } catch (e) {

@@ -7,13 +7,7 @@
 import { CniError, ErrorCode } from "./errors.ts";
 import { interfaceNameProblem } from "./env.ts";
 import { z } from "zod";
-import {
-  type CniVersion,
-  DEFAULT_VERSION,
-  isSupportedVersion,
-  LATEST_VERSION,
-  SUPPORTED_VERSIONS,
-} from "./version.ts";
+import { type CniVersion, DEFAULT_VERSION, isSupportedVersion, SUPPORTED_VERSIONS } from "./version.ts";
 
 /** Log levels of the optional log file, least to most verbose. */
 export const LOG_LEVELS = ["error", "info", "debug"] as const;
@@ -61,7 +55,7 @@ const ifname = z.string().superRefine((name, ctx) => {
 const pluginName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "must be a bare plugin name, not a path");
 
 /** A partition key given as a number or a string ("0x8002", "32770") without the membership bit, or null. */
-export function partitionKey(value: number | string): number | null {
+function partitionKey(value: number | string): number | null {
   const n = typeof value === "number"
     ? value
     : /^0x[0-9a-f]{1,4}$/i.test(value)
@@ -74,7 +68,7 @@ export function partitionKey(value: number | string): number | null {
 }
 
 /** The message for a pkey that {@link partitionKey} refuses. */
-export const PKEY_PROBLEM =
+const PKEY_PROBLEM =
   "must be a partition key 0x0001-0x7fff (the membership bit 0x8000 may be set); 0 and 0x8000 are invalid";
 
 const pkey = z.union([z.number(), z.string()]).transform((v, ctx) => {
@@ -111,28 +105,6 @@ const schema = z.object({
   logLevel: z.enum(LOG_LEVELS).optional(),
   ipamTimeout: z.number().int().min(1).max(600).optional(),
 }).passthrough();
-
-/** Decodes stdin as JSON; undecodable content is error code 6. */
-export function decodeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new CniError(
-      ErrorCode.DecodingFailure,
-      "network configuration is not valid JSON",
-      e instanceof Error ? e.message : String(e),
-    );
-  }
-}
-
-/** The cniVersion a failure should be reported in: the config's when it names a supported one, else the latest. */
-export function requestedVersion(decoded: unknown): string {
-  if (decoded && typeof decoded === "object" && !Array.isArray(decoded)) {
-    const v = (decoded as Record<string, unknown>).cniVersion;
-    if (isSupportedVersion(v)) return v;
-  }
-  return LATEST_VERSION;
-}
 
 function describe(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);

@@ -44,11 +44,6 @@ export class Logger {
     this.#prefix = context;
   }
 
-  /** A logger that writes nothing (before the config is read). */
-  static none(): Logger {
-    return new Logger(undefined, "error", "");
-  }
-
   #write(level: LogLevel, text: string): void {
     if (this.#file === undefined || RANK[level] > this.#level) return;
     const line = `${new Date().toISOString()} ${level.toUpperCase()} [${Deno.pid}] ${

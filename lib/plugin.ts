@@ -6,7 +6,7 @@
 
 import { Netlink } from "../ffi/netlink.ts";
 import { closeNetns, currentNetns, NetnsError, openNetns, withNetns, writeSysctl } from "../ffi/netns.ts";
-import { decodeJson, type NetConf, parseNetConf } from "./config.ts";
+import { type NetConf, parseNetConf } from "./config.ts";
 import type { ChildSpec, LinkDriver } from "./driver.ts";
 import type { CniEnv } from "./env.ts";
 import { CniError, ErrorCode } from "./errors.ts";
@@ -22,7 +22,10 @@ export interface Invocation {
   env: CniEnv;
   environ: Record<string, string>;
   stdin: Uint8Array;
+  /** The config as the runtime sent it, for the debug log. */
   text: string;
+  /** The config decoded from `text`. */
+  decoded: unknown;
   loadDriver: () => Promise<LinkDriver>;
 }
 
@@ -36,7 +39,7 @@ interface Context {
 
 /** Decodes the config, sets up the log, and runs the verb; returns what to print (null for nothing). */
 export async function runVerb(inv: Invocation): Promise<unknown> {
-  const conf = parseNetConf(decodeJson(inv.text));
+  const conf = parseNetConf(inv.decoded);
   const { env } = inv;
   const log = new Logger(
     conf.logFile,

@@ -8,6 +8,19 @@ import { CniError, ErrorCode } from "./errors.ts";
 /** The largest configuration accepted on stdin; a runtime never sends one near this size. */
 export const MAX_STDIN_BYTES = 1 << 20;
 
+/** Decodes the network configuration as JSON; undecodable content is error code 6. */
+export function decodeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new CniError(
+      ErrorCode.DecodingFailure,
+      "network configuration is not valid JSON",
+      e instanceof Error ? e.message : String(e),
+    );
+  }
+}
+
 /** Something stdin can be read from synchronously, as `Deno.stdin` is. */
 export interface SyncReader {
   readSync(p: Uint8Array): number | null;

@@ -43,3 +43,12 @@ export function requireVersion(version: string, minimum: string, what: string): 
     );
   }
 }
+
+/** The cniVersion a failure is reported in: the decoded config's when it names a supported one, else the latest. */
+export function requestedVersion(decoded: unknown): CniVersion {
+  if (decoded !== null && typeof decoded === "object" && !Array.isArray(decoded)) {
+    const v = (decoded as Record<string, unknown>).cniVersion;
+    if (isSupportedVersion(v)) return v;
+  }
+  return LATEST_VERSION;
+}

@@ -1,5 +1,7 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { decodeJson, parseNetConf, requestedVersion } from "../../lib/config.ts";
+import { parseNetConf } from "../../lib/config.ts";
+import { decodeJson } from "../../lib/stdin.ts";
+import { requestedVersion } from "../../lib/version.ts";
 import { CniError } from "../../lib/errors.ts";
 
 const base = {
