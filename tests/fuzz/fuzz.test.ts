@@ -215,9 +215,12 @@ Deno.test(`fuzz: ${CASES} seeded cases in-process, ${PROCESS_CASES} as processes
         `  outcomes as processes: ${JSON.stringify(procCodes)}`,
     );
     assertEquals(problems, [], `fuzz problems (seed ${SEED}):\n${problems.join("\n")}`);
-    // The runners are long-lived: a descriptor leaked per invocation on any path would pile up here.
+    // The runners are long-lived: a descriptor leaked per invocation on any path would pile up here, by
+    // as many as that path ran. Deno itself sometimes opens up to two more late in a run (seen twice in
+    // ~20 runs with identical outcomes, never more), so growth beyond that is the leak signal.
+    const RUNTIME_SLACK = 2;
     for (const { summary } of results) {
-      const grew = summary.fdsWarm >= 0 && summary.fdsEnd > summary.fdsWarm;
+      const grew = summary.fdsWarm >= 0 && summary.fdsEnd > summary.fdsWarm + RUNTIME_SLACK;
       assert(
         !grew,
         `descriptors leaked in-process: ${summary.fdsWarm} after warm-up, ${summary.fdsEnd} at the end`,
