@@ -117,6 +117,10 @@ export class Containerd implements AsyncDisposable {
     const criNetDir = await tmp.sub("ctrd/cri-net.d");
     const ctrNetDir = await tmp.sub("ctrd/ctr-net.d");
     const cniCacheDir = await tmp.sub("ctrd/cni-cache");
+    // A unix socket's path holds at most 107 bytes (sun_path), and containerd adds ".ttrpc" for its second.
+    if (`${dir}/containerd.sock.ttrpc`.length > 107) {
+      throw new Error(`containerd socket path below ${dir} is too long: use a shorter TMPDIR`);
+    }
     const q = (s: string) => JSON.stringify(s);
     // restrict_oom_score_adj: root here may not lower oom_score_adj. netns_mounts_under_state_dir: pod
     // namespaces are pinned below our state dir, not in /run/netns. The native snapshotter leaves no overlay
