@@ -216,12 +216,14 @@ test-package:
 	$(DENO) test --allow-read --allow-write="$${TMPDIR:-/tmp}" --allow-run --allow-env tests/package
 
 # =====================================================================================================
-# End-to-end tests with real runtimes (issue 6): podman 4.3 (CNI backend) and a libcni client built from
-# Debian's sources, each confined to its own temporary directories. See README "End-to-end tests".
+# End-to-end tests with real runtimes (issues 6, 10): podman 4.3 (CNI backend), containerd 1.6 (its CRI
+# plugin through a CRI client of ours, and ctr run --cni) and a libcni client, the Go clients built offline
+# from Debian's sources; each confined to its own temporary directories. See README "End-to-end tests".
 # =====================================================================================================
 
-E2E_DEBIAN_PACKAGES := podman runc conmon busybox-static golang-go golang-github-appc-cni-dev
-# The test process writes only below the temp dir; it runs podman, go, ip and the plugin as processes.
+E2E_DEBIAN_PACKAGES := podman runc conmon busybox-static golang-go golang-github-appc-cni-dev containerd \
+  golang-google-grpc-dev golang-google-protobuf-dev
+# The test process writes only below the temp dir; it runs the runtimes, go, ip and the plugin as processes.
 E2E_FLAGS := --allow-env --allow-read --allow-write="$${TMPDIR:-/tmp}" --allow-run
 
 .PHONY: e2e-packages test-e2e

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { pluginCommand } from "../helpers/run.ts";
+import { pluginCommand, ROOT } from "../helpers/run.ts";
 import { sh, shQuiet, TestLeases, TestMaster, TestNetns } from "../helpers/net.ts";
 
 /** A JSON object. */
@@ -14,6 +14,33 @@ export type Json = Record<string, unknown>;
 
 /** Debian's Go reference plugins (host-local, tuning, ...). */
 export const GO_CNI = "/usr/lib/cni";
+
+/** Where Debian installs Go library sources (golang-*-dev packages). */
+export const DEBIAN_GOPATH = "/usr/share/gocode";
+
+/**
+ * Builds the Go command in `tests/e2e/<name>` offline, in GOPATH mode against Debian's library sources, into
+ * `<dir>/<name>` (with its build cache in `dir` too); returns the binary's path. Throws with the compiler's
+ * output when the build fails.
+ */
+export async function goBuild(name: string, dir: string): Promise<string> {
+  const binary = `${dir}/${name}`;
+  const out = await new Deno.Command("go", {
+    args: ["build", "-o", binary, "."],
+    cwd: `${ROOT}/tests/e2e/${name}`,
+    env: {
+      GOPATH: DEBIAN_GOPATH,
+      GO111MODULE: "off",
+      GOFLAGS: "",
+      GOCACHE: `${dir}/gocache`,
+      CGO_ENABLED: "0",
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(`go build ${name} failed: ${new TextDecoder().decode(out.stderr)}`);
+  return binary;
+}
 
 /** A directory under the system temp dir, removed (with any mounts below it) on dispose. */
 export class TempDir implements AsyncDisposable {
@@ -62,9 +89,9 @@ export class Wire implements AsyncDisposable {
     this.prefix = prefix;
   }
 
-  /** Creates the pair and the far namespace; the subnet is `<prefix>.0/24`. */
-  static async create(prefix: string): Promise<Wire> {
-    const master = await TestMaster.create();
+  /** Creates the pair (of MTU `mtu`) and the far namespace; the subnet is `<prefix>.0/24`. */
+  static async create(prefix: string, mtu = 1500): Promise<Wire> {
+    const master = await TestMaster.create(mtu);
     let far: TestNetns | undefined;
     try {
       far = await TestNetns.create("e2efar");
@@ -142,8 +169,9 @@ function tryJson(text: string): Json | undefined {
 
 /**
  * A CNI plugin directory for a runtime: `ipoib` runs the stand-in entry (tests/standin/main.ts) with the
- * production flags and the pinned Deno; `host-local` and `tuning` run Debian's. Each records what it got.
- * The runtime's plugin path must list this directory before /usr/lib/cni.
+ * production flags and the pinned Deno; `host-local`, `tuning` and `loopback` run Debian's. Each records
+ * what it got. The runtime's plugin path must list this directory before /usr/lib/cni; a runtime that takes
+ * one directory only (containerd) finds every plugin it needs here.
  */
 export class PluginDir {
   readonly dir: string;
@@ -160,6 +188,7 @@ export class PluginDir {
       ipoib: pluginCommand("tests/standin/main.ts"),
       "host-local": [`${GO_CNI}/host-local`],
       tuning: [`${GO_CNI}/tuning`],
+      loopback: [`${GO_CNI}/loopback`],
     };
     for (const [name, argv] of Object.entries(targets)) {
       await Deno.writeTextFile(`${p.dir}/${name}`, recorderScript(name, p.recDir, argv), { mode: 0o755 });
@@ -235,6 +264,10 @@ export interface ConflistOptions {
   tuning?: Json;
   /** Capabilities our plugin declares (libcni then injects matching runtimeConfig). */
   capabilities?: Record<string, boolean>;
+  /** Plugins to chain before ours (their results reach ours as prevResult). */
+  before?: Json[];
+  /** Fields to add to our plugin's configuration. */
+  extra?: Json;
 }
 
 /**
@@ -258,15 +291,19 @@ export class Stage {
     this.tuningDir = tuningDir;
   }
 
-  /** Runs `body` on a new stage with the recordings cleared; removes the wire and leases after. */
+  /**
+   * Runs `body` on a new stage with the recordings cleared; removes the wire and leases after. The master
+   * has MTU `mtu` (default 1500).
+   */
   static async run(
     tmp: TempDir,
     plugins: PluginDir,
     prefix: string,
     body: (stage: Stage) => Promise<void>,
+    mtu?: number,
   ): Promise<void> {
     await plugins.clear();
-    await using wire = await Wire.create(prefix);
+    await using wire = await Wire.create(prefix, mtu);
     await using leases = await TestLeases.create();
     const tuningDir = await tmp.sub(`tuning-${prefix}`);
     await body(new Stage(plugins, wire, leases, tmp, tuningDir));
@@ -291,11 +328,12 @@ export class Stage {
         routes: [{ dst: "0.0.0.0/0" }],
       },
       ...(o.capabilities ? { capabilities: o.capabilities } : {}),
+      ...o.extra,
     };
     return {
       cniVersion: version,
       name: this.net,
-      plugins: o.tuning ? [ipoib, { type: "tuning", ...o.tuning }] : [ipoib],
+      plugins: [...o.before ?? [], ipoib, ...o.tuning ? [{ type: "tuning", ...o.tuning }] : []],
     };
   }
 

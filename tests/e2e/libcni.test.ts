@@ -1,8 +1,9 @@
 /**
  * libcni (Debian's golang-github-appc-cni-dev, the library container runtimes embed) drives ipoib (the
  * stand-in entry) through a small client of ours, tests/e2e/cnictl: VERSION checks, ADD, CHECK and DEL
- * over conflists, chaining with tuning, and libcni's result cache feeding prevResult to CHECK and DEL.
- * libcni 1.1 has no GC or STATUS (they arrived with CNI 1.1.0 in libcni 1.2), so neither is driven here.
+ * over conflists, chaining (a plugin before ours whose result we must pass on, tuning after ours), and
+ * libcni's result cache feeding prevResult to CHECK and DEL. libcni 1.1 has no GC or STATUS (they arrived
+ * with CNI 1.1.0 in libcni 1.2): those are invoked directly, as a CNI 1.1.0 runtime would.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { exists } from "../helpers/fs.ts";
@@ -35,6 +36,29 @@ async function assertNothingLeft(cni: Cnictl, s: Stage, pod: TestNetns, at: Atta
   assertEquals((await s.wire.master.children()).map((l) => l.ifname), [], "child link left on the host");
   assertEquals(s.leases.leases(), [], "host-local lease left");
   assert(!exists(cni.cacheFile(s.net, at)), "libcni cache entry left");
+}
+
+/** What a directly invoked plugin printed and returned. */
+interface Direct {
+  code: number;
+  stdout: string;
+  json: Json | undefined;
+}
+
+/** Invokes a plugin executable the way the CNI spec says a runtime does: stdin config, CNI_* environment. */
+async function invoke(executable: string, env: Record<string, string>, conf: Json): Promise<Direct> {
+  const child = new Deno.Command(executable, { env, stdin: "piped", stdout: "piped", stderr: "inherit" })
+    .spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(JSON.stringify(conf)));
+  await w.close();
+  const out = await child.output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  let json: Json | undefined;
+  try {
+    json = JSON.parse(stdout);
+  } catch { /* empty or not JSON */ }
+  return { code: out.code, stdout, json };
 }
 
 /** `busybox ping` from inside a namespace; returns its output. */
@@ -258,6 +282,148 @@ Deno.test("libcni drives ipoib through ADD, CHECK and DEL with its cached result
       const [ipamA, ipamB] = s.plugins.invocations("host-local").filter((i) => i.command === "ADD");
       assertEquals(ipamA?.stdinText, addA?.stdinText);
       assertEquals(ipamB?.env.CNI_ARGS, addB?.env.CNI_ARGS);
+
+      await cni.ok("del", list, a.at);
+      await cni.ok("del", list, b.at);
+      await assertNothingLeft(cni, s, a.ns, a.at);
+      await assertNothingLeft(cni, s, b.ns, b.at);
+    },
+  );
+
+  for (const [version, prefix] of [["0.4.0", "10.214.50"], ["1.0.0", "10.214.51"]] as const) {
+    await scenario(
+      `cniVersion ${version}: a chain where loopback precedes ipoib: its result passes through, ours is appended`,
+      prefix,
+      async (x, s) => {
+        const list = await x.writeList(version, { before: [{ type: "loopback" }] });
+        const { ns: pod, at } = await x.pod();
+        const result = await cni.ok("add", list, at) as Json;
+
+        const before = s.plugins.one("loopback", "ADD");
+        const ours = s.plugins.one("ipoib", "ADD");
+        assertEquals(before.code, 0, before.stdoutText);
+        assertEquals(ours.code, 0, ours.stdoutText);
+        // libcni re-encodes the result it passes on (under 0.4.0 it adds an empty IP "version"): what we must
+        // keep is what we received.
+        const prev = ours.stdin.prevResult as { interfaces: Json[]; ips: Json[] };
+        assertEquals(
+          prev.interfaces,
+          (before.stdout as Json).interfaces,
+          "libcni hands us loopback's result",
+        );
+        assertEquals(prev.interfaces.map((i) => i.name), ["lo"], "the Go loopback reports lo");
+        assertEquals(result, ours.stdout, "the list's result is ours, the last plugin's");
+        assertEquals(result.cniVersion, version);
+
+        // CNI spec, ADD: a plugin in a chain outputs prevResult with its own additions.
+        const interfaces = result.interfaces as Json[];
+        assertEquals(interfaces.slice(0, prev.interfaces.length), prev.interfaces, "earlier interfaces kept");
+        assertEquals(interfaces.length, prev.interfaces.length + 1, "ours appended");
+        const mine = interfaces[prev.interfaces.length]!;
+        assertEquals(mine.name, "net1");
+        assertEquals(mine.sandbox, at.netns);
+        const ips = result.ips as Json[];
+        const ipKey = (ip: Json) => [ip.address, ip.interface, ip.gateway];
+        assertEquals(ips.slice(0, prev.ips.length).map(ipKey), prev.ips.map(ipKey), "earlier IPs kept");
+        assertEquals(
+          ips.slice(prev.ips.length).map((ip) => [ip.address, ip.interface]),
+          [[`${prefix}.10/24`, prev.interfaces.length]],
+          "our IP names our interface's index",
+        );
+        assert(
+          (result.routes as Json[] | undefined)?.some((r) => r.dst === "0.0.0.0/0"),
+          `our route is in the result: ${JSON.stringify(result.routes)}`,
+        );
+        assertEquals((await addresses(pod.name, "net1")).map((a) => `${a.local}/${a.prefixlen}`), [
+          `${prefix}.10/24`,
+        ]);
+
+        await cni.ok("check", list, at);
+        assertEquals(s.plugins.one("ipoib", "CHECK").stdin.prevResult, result);
+        await cni.ok("del", list, at);
+        assertEquals(s.chainOrder(), [
+          "loopback ADD",
+          "ipoib ADD",
+          "loopback CHECK",
+          "ipoib CHECK",
+          "ipoib DEL",
+          "loopback DEL",
+        ]);
+        assertEnv(s, at);
+        await assertNothingLeft(cni, s, pod, at);
+      },
+    );
+  }
+
+  await scenario(
+    "a chain where tuning sets the MTU below our \"mtu\": CHECK allows the later plugin's change, as Go macvlan's does",
+    "10.214.22",
+    async (x, s) => {
+      const tuning = s.tuning("net1", { mtu: 1300 });
+      const list = await x.writeList("1.0.0", { tuning, extra: { mtu: 1400 } });
+      // The same chain with Debian's Go macvlan in our place: the reference for what CHECK must allow.
+      const goList = `${list}.go`;
+      const goConf = JSON.parse(await Deno.readTextFile(list));
+      goConf.plugins[0].type = "macvlan";
+      await Deno.writeTextFile(goList, JSON.stringify(goConf));
+      const go = await x.pod();
+      await cni.ok("add", goList, go.at);
+      assertEquals((await go.ns.links()).find((l) => l.ifname === "net1")?.mtu, 1300);
+      await cni.ok("check", goList, go.at);
+      await cni.ok("del", goList, go.at);
+
+      const { ns: pod, at } = await x.pod();
+      const ours = await cni.ok("add", list, at) as Json;
+      assertEquals(
+        (await pod.links()).find((l) => l.ifname === "net1")?.mtu,
+        1300,
+        "tuning's MTU applied last",
+      );
+      assertEquals(ours.cniVersion, "1.0.0");
+      const check = await cni.run("check", list, at);
+      assertEquals(check.code, 0, `CHECK: ${check.stderr}${check.stdout}`);
+      await cni.ok("del", list, at);
+      assertEquals(filesUnder(s.tuningDir), [], "tuning's DEL removed its state");
+      await assertNothingLeft(cni, s, pod, at);
+    },
+  );
+
+  await scenario(
+    "GC and STATUS (CNI 1.1.0, not in libcni 1.1) invoked directly on a network libcni attached two pods to",
+    "10.214.60",
+    async (x, s) => {
+      const list = await x.writeList("1.0.0");
+      const a = await x.pod();
+      const b = await x.pod();
+      await cni.ok("add", list, a.at);
+      await cni.ok("add", list, b.at);
+      const { plugins: [ours] } = s.conflist("1.0.0") as { plugins: Json[] };
+      // What libcni 1.2 sends: the list's name and version folded into each plugin's configuration.
+      const conf = { ...ours, cniVersion: "1.1.0", name: s.net };
+      const env = { CNI_PATH: s.plugins.path.join(":") };
+      const ipoib = `${s.plugins.dir}/ipoib`;
+
+      const gc = await invoke(ipoib, { ...env, CNI_COMMAND: "GC" }, {
+        ...conf,
+        "cni.dev/valid-attachments": [{ containerID: a.at.id, ifname: a.at.ifname }],
+      });
+      assertEquals([gc.code, gc.stdout], [0, ""], "GC succeeds with no output");
+      // host-local 1.1.1 predates GC: asked for its versions, never for GC. Nothing of either pod is touched.
+      assertEquals(s.plugins.verbs("host-local").filter((v) => v === "GC"), []);
+      assertEquals((await a.ns.links()).map((l) => l.ifname), ["net1"]);
+      assertEquals((await b.ns.links()).map((l) => l.ifname), ["net1"]);
+      assertEquals(s.leases.leases().length, 2);
+
+      const up = await invoke(ipoib, { ...env, CNI_COMMAND: "STATUS" }, conf);
+      assertEquals([up.code, up.stdout], [0, ""], "STATUS: ready");
+      await sh("ip", "link", "set", s.wire.master.name, "down");
+      try {
+        const down = await invoke(ipoib, { ...env, CNI_COMMAND: "STATUS" }, conf);
+        assertEquals(down.code, 1);
+        assertEquals(down.json?.code, 50, `STATUS with the master down: ${down.stdout}`);
+      } finally {
+        await sh("ip", "link", "set", s.wire.master.name, "up");
+      }
 
       await cni.ok("del", list, a.at);
       await cni.ok("del", list, b.at);

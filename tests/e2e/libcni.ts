@@ -4,12 +4,9 @@
  * @module
  */
 
-import { ROOT } from "../helpers/run.ts";
 import { sh } from "../helpers/net.ts";
-import type { Json, PluginDir } from "./fixtures.ts";
+import { DEBIAN_GOPATH, goBuild, type Json, type PluginDir } from "./fixtures.ts";
 
-/** Where Debian installs Go library sources. */
-const DEBIAN_GOPATH = "/usr/share/gocode";
 const LIBCNI = `${DEBIAN_GOPATH}/src/github.com/containernetworking/cni`;
 
 /** What one cnictl run printed. */
@@ -42,21 +39,7 @@ export class Cnictl {
 
   /** Builds the client into `dir` (with a Go build cache there too). */
   static async build(dir: string, plugins: PluginDir): Promise<Cnictl> {
-    const binary = `${dir}/cnictl`;
-    const out = await new Deno.Command("go", {
-      args: ["build", "-o", binary, "."],
-      cwd: `${ROOT}/tests/e2e/cnictl`,
-      env: {
-        GOPATH: DEBIAN_GOPATH,
-        GO111MODULE: "off",
-        GOFLAGS: "",
-        GOCACHE: `${dir}/gocache`,
-        CGO_ENABLED: "0",
-      },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!out.success) throw new Error(`go build cnictl failed: ${new TextDecoder().decode(out.stderr)}`);
+    const binary = await goBuild("cnictl", dir);
     return new Cnictl(binary, `${dir}/cache`, plugins);
   }
 
