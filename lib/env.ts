@@ -44,16 +44,27 @@ const REQUIRED: Record<Verb, readonly Variable[]> = {
 const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 /**
- * Why `name` is not a name the kernel gives a new link as asked, or null when it is.
- * The kernel's rules (net/core/dev.c, dev_valid_name): 1-15 bytes, not "." or "..", no '/', ':' or
- * whitespace; and a name holding '%' is a template (dev_alloc_name expands "net%d" to "net0").
+ * Why the kernel refuses `name` for a link, or null when it accepts it (net/core/dev.c, dev_valid_name):
+ * 1-15 bytes, not "." or "..", no '/', ':' or whitespace. Go's skel refuses the same names on every verb,
+ * so no IPAM plugin can hold a lease under one.
  */
-export function interfaceNameProblem(name: string): string | null {
+export function kernelNameProblem(name: string): string | null {
   if (name.length === 0) return "is empty";
   if (new TextEncoder().encode(name).length > 15) return "is longer than 15 bytes";
   if (name === "." || name === "..") return `may not be "${name}"`;
   // deno-lint-ignore no-control-regex
   if (/[/:\s\x00]/.test(name)) return "contains '/', ':', a NUL or whitespace";
+  return null;
+}
+
+/**
+ * Why `name` is not a name the kernel gives a new link as asked, or null when it is: what
+ * {@link kernelNameProblem} refuses, and a name holding '%', which the kernel takes as a template
+ * (dev_alloc_name expands "net%d" to "net0").
+ */
+export function interfaceNameProblem(name: string): string | null {
+  const problem = kernelNameProblem(name);
+  if (problem !== null) return problem;
   if (name.includes("%")) return "contains '%', which the kernel expands as a template (net%d becomes net0)";
   return null;
 }

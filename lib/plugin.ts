@@ -8,7 +8,7 @@ import { Netlink } from "../ffi/netlink.ts";
 import { closeNetns, currentNetns, NetnsError, openNetns, withNetns, writeSysctl } from "../ffi/netns.ts";
 import { type NetConf, parseDelConf, parseNetConf } from "./config.ts";
 import type { ChildSpec, LinkDriver } from "./driver.ts";
-import { type CniEnv, requireCniPath } from "./env.ts";
+import { type CniEnv, kernelNameProblem, requireCniPath } from "./env.ts";
 import { CniError, ErrorCode } from "./errors.ts";
 import { Ipam, IpamNotFound, validateCniPath } from "./ipam.ts";
 import { Logger } from "./log.ts";
@@ -64,6 +64,12 @@ export async function runVerb(inv: Invocation): Promise<unknown> {
   log.info(`start: network "${conf.name}", cniVersion ${conf.cniVersion}, master ${conf.master}`);
   log.debug(`config: ${new TextDecoder().decode(inv.stdin).trim()}`);
   for (const what of ignored) log.report(`DEL goes on without: ${what}`);
+  const unusable = env.command === "DEL" ? kernelNameProblem(env.ifname) : null;
+  if (unusable !== null) {
+    // ADD and every IPAM plugin built on Go's skel refuse such a name: no link, no lease can carry it.
+    log.info(`DEL: CNI_IFNAME ${JSON.stringify(env.ifname)} ${unusable}; nothing of ours can exist`);
+    return null;
+  }
   try {
     if (conf.ipamType !== null) requireCniPath(env, conf.ipamType);
     validateCniPath(env.path);
