@@ -7,16 +7,13 @@
 
 import { CniError, ErrorCode } from "./errors.ts";
 import { interfaceNameProblem } from "./env.ts";
-import { DEFAULT_LOG_MAX_SIZE } from "./log.ts";
+import { DEFAULT_LOG_MAX_SIZE, LOG_LEVELS } from "./log.ts";
 import type { ResultDns } from "./result.ts";
 import { z } from "zod";
 import { DEFAULT_VERSION, isSupportedVersion, SUPPORTED_VERSIONS } from "./version.ts";
 
-/** Log levels of the optional log file, least to most verbose. */
-export const LOG_LEVELS = ["error", "info", "debug"] as const;
-
 /** Seconds the plugin waits for the IPAM plugin when the config does not say. */
-export const DEFAULT_IPAM_TIMEOUT_SECONDS = 30;
+const DEFAULT_IPAM_TIMEOUT_SECONDS = 30;
 
 const ifname = z.string().superRefine((name, ctx) => {
   const problem = interfaceNameProblem(name);
@@ -74,7 +71,7 @@ const schema = z.object({
   name: z.string().min(1),
   type: z.string().min(1),
   master: ifname,
-  ipam: z.object({ type: pluginName.optional() }).passthrough().transform((ipam) => ipam.type ?? null),
+  ipam: z.object({ type: pluginName.optional() }).transform((ipam) => ipam.type ?? null),
   /** 0 means not set, as in the reference plugins: the child takes the master's MTU. */
   mtu: z.number().int().refine((n) => n === 0 || (n >= 68 && n <= 65535), "must be 0 or 68-65535")
     .optional().transform((n) => n || undefined),

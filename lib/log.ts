@@ -23,8 +23,11 @@ export function oneLine(text: string): string {
   );
 }
 
-/** Log levels, least to most verbose. */
-export type LogLevel = "error" | "info" | "debug";
+/** Log levels of the log file, least to most verbose. */
+export const LOG_LEVELS = ["error", "info", "debug"] as const;
+
+/** One of {@link LOG_LEVELS}. */
+export type LogLevel = typeof LOG_LEVELS[number];
 
 const RANK: Record<LogLevel, number> = { error: 0, info: 1, debug: 2 };
 
