@@ -20,6 +20,8 @@ const LIBC_SYMBOLS = {
     parameters: ["buffer", /* const char *path */ "i32", /* int flags */ "u32" /* mode_t mode */],
     result: "i32",
   },
+  /** int fstat(int fd, struct stat *buf): exported by glibc since 2.33 */
+  fstat: { parameters: ["i32", /* int fd */ "buffer" /* struct stat *buf */], result: "i32" },
   /** int close(int fd) */
   close: { parameters: ["i32" /* int fd */], result: "i32" },
   /** ssize_t read(int fd, void *buf, size_t count) */
@@ -344,4 +346,65 @@ export function setIntSockopt(fd: number, level: number, name: number, value: nu
   const v = new Int32Array([value]);
   const r = control().setsockopt(fd, level, name, v, 4);
   return r < 0 ? -errno() : 0;
+}
+
+// Opening the plugin's own log file (lib/log.ts): without following a symlink, only a regular file.
+
+/** Binds only what appending to a log file needs. */
+const logFileSyms = lazyGroup(
+  LIBC,
+  pick(LIBC_SYMBOLS, ["open", "fstat", "write", "close", "__errno_location", "strerror"]),
+  LIBC_HINT,
+);
+
+const ARM64 = Deno.build.arch === "aarch64";
+/** open(2) flags; O_NOFOLLOW differs between x86_64 and arm64 (asm-generic/fcntl.h, arch/arm64). */
+const O_CREAT = 0o100;
+const O_APPEND = 0o2000;
+const O_NOFOLLOW = ARM64 ? 0o100000 : 0o400000;
+/** struct stat: st_mode at 24 (x86_64) or 16 (arm64, the generic layout); st_size at 48 on both. */
+const ST_MODE_OFFSET = ARM64 ? 16 : 24;
+const ST_SIZE_OFFSET = 48;
+const STAT_SIZE = 256;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+
+/** A file opened for appending, with what fstat(2) said of it. */
+export interface AppendFile {
+  fd: number;
+  /** False for a FIFO, device, socket or directory: the caller must close it without writing. */
+  regular: boolean;
+  /** Bytes in the file when opened. */
+  size: number;
+}
+
+/**
+ * Opens `path` for appending without following a symlink in its last component, without blocking on a
+ * FIFO, created with `mode` when absent. Returns -errno when open fails (ELOOP for a symlink, ENXIO for
+ * a FIFO with no reader, EISDIR for a directory).
+ */
+export function openAppendNoFollow(path: string, mode: number): AppendFile | number {
+  const c = logFileSyms();
+  const fd = c.open(cString(path), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+  if (fd < 0) return -errno();
+  const st = new Uint8Array(STAT_SIZE);
+  if (c.fstat(fd, st) < 0) {
+    const e = errno();
+    c.close(fd);
+    return -e;
+  }
+  const view = new DataView(st.buffer);
+  const regular = (view.getUint32(ST_MODE_OFFSET, true) & S_IFMT) === S_IFREG;
+  return { fd, regular, size: Number(view.getBigInt64(ST_SIZE_OFFSET, true)) };
+}
+
+/** Writes all of `data` to `fd`; returns 0 or -errno. */
+export function writeAllFd(fd: number, data: Uint8Array<ArrayBuffer>): number {
+  const c = logFileSyms();
+  for (let off = 0; off < data.length;) {
+    const n = Number(c.write(fd, data.subarray(off), BigInt(data.length - off)));
+    if (n < 0) return -errno();
+    off += n;
+  }
+  return 0;
 }

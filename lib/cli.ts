@@ -10,7 +10,7 @@ import { errorObject, toCniError } from "./errors.ts";
 import { parseEnvironment } from "./env.ts";
 import { oneLine } from "./log.ts";
 import { decodeJson, readStdin, type SyncReader } from "./stdin.ts";
-import { LATEST_VERSION, requestedVersion, SUPPORTED_VERSIONS } from "./version.ts";
+import { configVersion, LATEST_VERSION, requestedVersion, SUPPORTED_VERSIONS } from "./version.ts";
 import type { LinkDriver } from "./driver.ts";
 
 /** What an entry point supplies: the link driver, loaded only by verbs that touch the kernel. */
@@ -111,7 +111,7 @@ export async function runPlugin(
     errorVersion = requestedVersion(decoded);
     const env = parseEnvironment(environ);
     if (env.command === "VERSION") {
-      const requested = (decoded as { cniVersion?: unknown } | null | undefined)?.cniVersion;
+      const requested = configVersion(decoded);
       const cniVersion = typeof requested === "string" && /^\d+\.\d+\.\d+$/.test(requested)
         ? requested
         : LATEST_VERSION;
@@ -120,7 +120,7 @@ export async function runPlugin(
     }
     if (undecodable !== null) throw undecodable;
     const { runVerb } = await import("./plugin.ts");
-    const output = await runVerb({ env, environ, stdin, text, decoded, loadDriver: wiring.loadDriver });
+    const output = await runVerb({ env, environ, stdin, decoded, loadDriver: wiring.loadDriver });
     if (output !== null) writeAll(io.stdout, JSON.stringify(output) + "\n");
     return 0;
   } catch (e) {

@@ -1,48 +1,19 @@
 /**
- * The network configuration on stdin: decoded, validated with zod, and normalised.
- * Unknown fields are kept: the IPAM plugin receives the original stdin untouched.
+ * The network configuration on stdin: decoded, validated with zod, and normalised. The zod schema is the
+ * one declaration of every field: {@link NetConf} is derived from it, defaults and transforms included.
+ * Fields no verb reads are not kept: the IPAM plugin receives the original stdin bytes, untouched.
  * @module
  */
 
 import { CniError, ErrorCode } from "./errors.ts";
 import { interfaceNameProblem } from "./env.ts";
+import { DEFAULT_LOG_MAX_SIZE, LOG_LEVELS } from "./log.ts";
+import type { ResultDns } from "./result.ts";
 import { z } from "zod";
-import { type CniVersion, DEFAULT_VERSION, isSupportedVersion, SUPPORTED_VERSIONS } from "./version.ts";
-
-/** Log levels of the optional log file, least to most verbose. */
-export const LOG_LEVELS = ["error", "info", "debug"] as const;
+import { DEFAULT_VERSION, isSupportedVersion, SUPPORTED_VERSIONS } from "./version.ts";
 
 /** Seconds the plugin waits for the IPAM plugin when the config does not say. */
-export const DEFAULT_IPAM_TIMEOUT_SECONDS = 30;
-
-/** The validated configuration the verbs work from. */
-export interface NetConf {
-  cniVersion: CniVersion;
-  name: string;
-  type: string;
-  master: string;
-  /** Null when `ipam` is `{}`: layer 2 only, no addresses. */
-  ipamType: string | null;
-  mtu?: number;
-  /** Partition key without the membership bit (0x0001-0x7fff). */
-  pkey?: number;
-  dns?: Dns;
-  prevResult?: Record<string, unknown>;
-  runtimeConfig: Record<string, unknown>;
-  logFile?: string;
-  logLevel: typeof LOG_LEVELS[number];
-  ipamTimeoutSeconds: number;
-  /** The decoded object as the runtime sent it, unknown fields included. */
-  raw: Record<string, unknown>;
-}
-
-/** DNS settings as CNI results carry them. */
-export interface Dns {
-  nameservers?: string[];
-  domain?: string;
-  search?: string[];
-  options?: string[];
-}
+const DEFAULT_IPAM_TIMEOUT_SECONDS = 30;
 
 const ifname = z.string().superRefine((name, ctx) => {
   const problem = interfaceNameProblem(name);
@@ -82,29 +53,60 @@ const pkey = z.union([z.number(), z.string()]).transform((v, ctx) => {
 
 const strings = z.array(z.string());
 
-/** The fields the verbs use; unknown ones are kept (passthrough) for the IPAM plugin. */
+const dns: z.ZodType<ResultDns, z.ZodTypeDef, unknown> = z.object({
+  nameservers: strings.optional(),
+  domain: z.string().optional(),
+  search: strings.optional(),
+  options: strings.optional(),
+});
+
+/**
+ * Every field the verbs read, with its default. Unknown fields are dropped from the model only: the IPAM
+ * plugin is given the runtime's bytes. libcni sends `"cniVersion": ""` for a .conf without one; both that
+ * and an absent field mean 0.1.0 (libcni's and the Go skel's reading).
+ */
 const schema = z.object({
-  cniVersion: z.string(),
+  cniVersion: z.union([z.enum(SUPPORTED_VERSIONS), z.literal("")]).optional()
+    .transform((v) => v || DEFAULT_VERSION),
   name: z.string().min(1),
   type: z.string().min(1),
   master: ifname,
-  ipam: z.object({ type: pluginName.optional() }).passthrough(),
-  mtu: z.number().int().min(68).max(65535).optional(),
+  ipam: z.object({ type: pluginName.optional() }).transform((ipam) => ipam.type ?? null),
+  /** 0 means not set, as in the reference plugins: the child takes the master's MTU. */
+  mtu: z.number().int().refine((n) => n === 0 || (n >= 68 && n <= 65535), "must be 0 or 68-65535")
+    .optional().transform((n) => n || undefined),
+  /** Partition key without the membership bit (0x0001-0x7fff). */
   pkey: pkey.optional(),
-  dns: z.object({
-    nameservers: strings.optional(),
-    domain: z.string().optional(),
-    search: strings.optional(),
-    options: strings.optional(),
-  }).passthrough().optional(),
-  args: z.record(z.unknown()).optional(),
-  runtimeConfig: z.record(z.unknown()).optional(),
+  dns: dns.optional(),
   prevResult: z.record(z.unknown()).optional(),
-  capabilities: z.record(z.boolean()).optional(),
   logFile: z.string().startsWith("/", "must be an absolute path").optional(),
-  logLevel: z.enum(LOG_LEVELS).optional(),
-  ipamTimeout: z.number().int().min(1).max(600).optional(),
-}).passthrough();
+  logLevel: z.enum(LOG_LEVELS).default("error"),
+  /** Bytes; at this size the log file is renamed to `<logFile>.1` (replacing it) and a new one begun. */
+  logMaxSize: z.number().int().min(4096).max(1 << 30).default(DEFAULT_LOG_MAX_SIZE),
+  /** Seconds one IPAM run may take before it is killed. */
+  ipamTimeout: z.number().int().min(1).max(600).default(DEFAULT_IPAM_TIMEOUT_SECONDS),
+}).transform(({ ipam, ipamTimeout, ...fields }) => ({
+  ...fields,
+  /** `ipam.type`; null when `ipam` is `{}`: layer 2 only, no addresses. */
+  ipamType: ipam,
+  ipamTimeoutSeconds: ipamTimeout,
+}));
+
+/** The validated configuration the verbs work from (derived from the schema). */
+export type NetConf = z.output<typeof schema>;
+
+/** Top-level fields DEL can do without: when one is unusable, DEL goes on as if it were not set. */
+const OPTIONAL_FOR_DEL = new Set<string>([
+  "master",
+  "mtu",
+  "pkey",
+  "dns",
+  "prevResult",
+  "logFile",
+  "logLevel",
+  "logMaxSize",
+  "ipamTimeout",
+]);
 
 function describe(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);
@@ -120,11 +122,8 @@ function valueAt(obj: unknown, path: (string | number)[]): unknown {
   return cur;
 }
 
-/**
- * Validates a decoded network configuration. Errors name the field and its bad value: code 1 for an
- * unsupported cniVersion, 2 for an unsupported value, 7 for anything else invalid.
- */
-export function parseNetConf(decoded: unknown): NetConf {
+/** The decoded config as an object, or code 7. */
+function asObject(decoded: unknown): Record<string, unknown> {
   if (decoded === null || typeof decoded !== "object" || Array.isArray(decoded)) {
     throw new CniError(
       ErrorCode.InvalidNetworkConfig,
@@ -132,56 +131,130 @@ export function parseNetConf(decoded: unknown): NetConf {
       `got ${describe(decoded)}`,
     );
   }
-  const raw = decoded as Record<string, unknown>;
-  if (raw.cniVersion !== undefined && !isSupportedVersion(raw.cniVersion)) {
+  return decoded as Record<string, unknown>;
+}
+
+/** Code 1 for a cniVersion this plugin does not speak ("" and absent mean 0.1.0). */
+function requireSupportedVersion(raw: Record<string, unknown>): void {
+  const v = raw.cniVersion;
+  if (v !== undefined && v !== "" && !isSupportedVersion(v)) {
     throw new CniError(
       ErrorCode.IncompatibleVersion,
-      `cniVersion ${describe(raw.cniVersion)} is not supported`,
+      `cniVersion ${describe(v)} is not supported`,
       `supported versions: ${SUPPORTED_VERSIONS.join(", ")}`,
     );
   }
-  const parsed = schema.safeParse({ ...raw, cniVersion: raw.cniVersion ?? DEFAULT_VERSION });
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const field = issue.path.join(".") || "(root)";
-    const value = valueAt(raw, issue.path);
-    const problem = value === undefined ? "is missing" : `${describe(value)} ${issue.message.toLowerCase()}`;
-    throw new CniError(
-      ErrorCode.InvalidNetworkConfig,
-      `invalid network configuration: field "${field}" ${problem}`,
-      issue.message,
-    );
-  }
-  const c = parsed.data;
-  const ipamType = c.ipam.type ?? null;
-  if (ipamType === null && Object.keys(c.ipam).length > 0) {
-    throw new CniError(
+}
+
+/** The code 7 error for one zod issue, naming the field and its bad value. */
+function invalidField(raw: Record<string, unknown>, issue: z.ZodIssue): CniError {
+  const field = issue.path.join(".") || "(root)";
+  const value = valueAt(raw, issue.path);
+  const problem = value === undefined ? "is missing" : `${describe(value)} ${issue.message.toLowerCase()}`;
+  return new CniError(
+    ErrorCode.InvalidNetworkConfig,
+    `invalid network configuration: field "${field}" ${problem}`,
+    issue.message,
+  );
+}
+
+/**
+ * The IPAM problems no verb may execute: `ipam` with fields but no type; `dhcp` (code 2); this plugin
+ * itself, by the config's own `type` or the running executable's name (code 7), which would start a chain
+ * of plugin processes that never ends. Null when the IPAM type is usable.
+ */
+function ipamProblem(
+  raw: Record<string, unknown>,
+  conf: NetConf,
+  selfName: string | undefined,
+): CniError | null {
+  const ipam = raw.ipam as Record<string, unknown>;
+  if (conf.ipamType === null && Object.keys(ipam).length > 0) {
+    return new CniError(
       ErrorCode.InvalidNetworkConfig,
       'invalid network configuration: field "ipam.type" is missing',
       'use "ipam": {} for an interface without addresses',
     );
   }
-  if (ipamType === "dhcp") {
-    throw new CniError(
+  if (conf.ipamType === "dhcp") {
+    return new CniError(
       ErrorCode.UnsupportedField,
       'field "ipam.type" "dhcp" is not supported',
       "the CNI dhcp daemon cannot lease for IPoIB (a 20-byte hardware address needs an RFC 4390 client identifier); use host-local, static or whereabouts",
     );
   }
-  return {
-    cniVersion: c.cniVersion as CniVersion,
-    name: c.name,
-    type: c.type,
-    master: c.master,
-    ipamType,
-    mtu: c.mtu,
-    pkey: c.pkey,
-    dns: c.dns,
-    prevResult: c.prevResult,
-    runtimeConfig: c.runtimeConfig ?? {},
-    logFile: c.logFile,
-    logLevel: c.logLevel ?? "error",
-    ipamTimeoutSeconds: c.ipamTimeout ?? DEFAULT_IPAM_TIMEOUT_SECONDS,
-    raw,
-  };
+  if (conf.ipamType !== null && (conf.ipamType === conf.type || conf.ipamType === selfName)) {
+    return new CniError(
+      ErrorCode.InvalidNetworkConfig,
+      `invalid network configuration: field "ipam.type" ${describe(conf.ipamType)} names this plugin itself`,
+      "the IPAM plugin would run this plugin again, without end; name an IPAM plugin such as host-local",
+    );
+  }
+  return null;
+}
+
+/**
+ * Validates a decoded network configuration for ADD, CHECK, GC and STATUS.
+ * @param decoded the JSON value read from stdin
+ * @param selfName the basename of the running executable: an `ipam.type` naming it is refused
+ * @throws CniError code 1 for an unsupported cniVersion, 2 for an unsupported value (dhcp), 7 for
+ * anything else invalid; the message names the field and its bad value.
+ */
+export function parseNetConf(decoded: unknown, selfName?: string): NetConf {
+  const raw = asObject(decoded);
+  requireSupportedVersion(raw);
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw invalidField(raw, parsed.error.issues[0]!);
+  const problem = ipamProblem(raw, parsed.data, selfName);
+  if (problem !== null) throw problem;
+  return parsed.data;
+}
+
+/** What DEL works from, and what it could not read (for the log). */
+export interface DelConf {
+  /** `master` is "" when DEL could not read it (no link has that name). */
+  conf: NetConf;
+  /** One line per field DEL went on without: the field, its value and why ADD would refuse it. */
+  ignored: string[];
+}
+
+/**
+ * Reads a config for DEL, which must be able to finish: only the name, the type and `ipam` are needed
+ * (besides a supported cniVersion, which Go's reference plugins require on DEL too). Any other field that
+ * ADD would refuse is treated as not set and listed in `ignored`. An IPAM type ADD refuses (dhcp, this
+ * plugin itself) can hold no lease of ours: `ipam` is then read as `{}`, nothing is executed.
+ * @param decoded the JSON value read from stdin
+ * @param selfName the basename of the running executable
+ * @throws CniError code 7 when the config is not an object or name, type or ipam is unusable; code 1
+ * for an unsupported cniVersion.
+ */
+export function parseDelConf(decoded: unknown, selfName?: string): DelConf {
+  const raw = asObject(decoded);
+  requireSupportedVersion(raw);
+  const ignored: string[] = [];
+  const lenient: Record<string, unknown> = { ...raw };
+  let masterUnusable = false;
+  for (;;) {
+    const parsed = schema.safeParse(lenient);
+    if (parsed.success) {
+      const conf = parsed.data;
+      const problem = ipamProblem(raw, conf, selfName);
+      if (problem !== null) {
+        if (conf.ipamType === null) throw problem; // ipam with fields but no type: which plugin holds the lease?
+        ignored.push(`${problem.message}; no lease of it can exist, nothing executed`);
+        conf.ipamType = null;
+      }
+      if (masterUnusable) conf.master = "";
+      return { conf, ignored };
+    }
+    const issue = parsed.error.issues[0]!;
+    const field = String(issue.path[0] ?? "");
+    if (!OPTIONAL_FOR_DEL.has(field) || !(field in lenient)) throw invalidField(raw, issue);
+    ignored.push(invalidField(raw, issue).message);
+    delete lenient[field];
+    if (field === "master") {
+      masterUnusable = true;
+      lenient.master = "unused"; // replaced by "" once parsed
+    }
+  }
 }

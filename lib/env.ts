@@ -11,52 +11,44 @@ export const VERBS = ["ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS"] as const
 /** One of {@link VERBS}. */
 export type Verb = typeof VERBS[number];
 
-/** The validated CNI_* variables of one invocation. */
+/** The validated CNI_* variables of one invocation. CNI_ARGS is not read: its keys are for the IPAM plugin. */
 export interface CniEnv {
   command: Verb;
   containerId: string;
   /** Empty when the runtime gave none (allowed on DEL, VERSION, GC, STATUS). */
   netns: string;
+  /**
+   * On DEL it may be a name the kernel refuses or expands (see {@link interfaceNameProblem}): ADD refused
+   * it, so no link of ours has it.
+   */
   ifname: string;
-  args: CniArgs;
-  /** CNI_PATH split on ':' with empty entries dropped. */
+  /** CNI_PATH split on ':' with empty entries dropped; may be empty (see {@link requireCniPath}). */
   path: string[];
 }
 
-/** CNI_ARGS decoded. Known keys are typed; the rest are kept as given. */
-export interface CniArgs {
-  ignoreUnknown: boolean;
-  values: Record<string, string>;
-}
+type Variable = "CNI_CONTAINERID" | "CNI_NETNS" | "CNI_IFNAME";
 
-type Variable = "CNI_CONTAINERID" | "CNI_NETNS" | "CNI_IFNAME" | "CNI_PATH";
-
-/** Which variables each verb needs (CNI spec 1.1.0, "Parameters"). */
+/**
+ * Which variables each verb needs (CNI spec 1.1.0, "CNI operations"). CNI_PATH is optional there except
+ * for GC; this plugin needs it only to execute an IPAM plugin ({@link requireCniPath}).
+ */
 const REQUIRED: Record<Verb, readonly Variable[]> = {
-  ADD: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"],
-  DEL: ["CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"],
-  CHECK: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"],
+  ADD: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"],
+  DEL: ["CNI_CONTAINERID", "CNI_IFNAME"],
+  CHECK: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"],
   VERSION: [],
-  GC: ["CNI_PATH"],
-  STATUS: ["CNI_PATH"],
+  GC: [],
+  STATUS: [],
 };
-
-/** CNI_ARGS keys this plugin understands; kubelet always sends the K8S_* ones. */
-const KNOWN_ARGS = new Set([
-  "IgnoreUnknown",
-  "K8S_POD_NAME",
-  "K8S_POD_NAMESPACE",
-  "K8S_POD_INFRA_CONTAINER_ID",
-  "K8S_POD_UID",
-]);
 
 const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 /**
- * Why `name` is not a valid Linux interface name, or null when it is.
- * The kernel's rules (dev_valid_name): 1-15 bytes, not "." or "..", no '/', ':' or whitespace.
+ * Why the kernel refuses `name` for a link, or null when it accepts it (net/core/dev.c, dev_valid_name):
+ * 1-15 bytes, not "." or "..", no '/', ':' or whitespace. Go's skel refuses the same names on every verb,
+ * so no IPAM plugin can hold a lease under one.
  */
-export function interfaceNameProblem(name: string): string | null {
+export function kernelNameProblem(name: string): string | null {
   if (name.length === 0) return "is empty";
   if (new TextEncoder().encode(name).length > 15) return "is longer than 15 bytes";
   if (name === "." || name === "..") return `may not be "${name}"`;
@@ -65,37 +57,24 @@ export function interfaceNameProblem(name: string): string | null {
   return null;
 }
 
-/** Parses CNI_ARGS (`K=V;K=V`); unknown keys are refused unless IgnoreUnknown is true. */
-export function parseCniArgs(raw: string): CniArgs {
-  const values: Record<string, string> = {};
-  for (const pair of raw.split(";")) {
-    if (pair === "") continue;
-    const eq = pair.indexOf("=");
-    if (eq <= 0) {
-      throw new CniError(
-        ErrorCode.InvalidEnvironment,
-        `CNI_ARGS: "${pair}" is not KEY=VALUE`,
-        `CNI_ARGS=${raw}`,
-      );
-    }
-    values[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  const ignore = (values.IgnoreUnknown ?? "").toLowerCase();
-  const ignoreUnknown = ignore === "1" || ignore === "true";
-  if (!ignoreUnknown) {
-    const unknown = Object.keys(values).filter((k) => !KNOWN_ARGS.has(k));
-    if (unknown.length > 0) {
-      throw new CniError(
-        ErrorCode.InvalidEnvironment,
-        `CNI_ARGS: unknown key ${unknown.map((k) => `"${k}"`).join(", ")}`,
-        "set IgnoreUnknown=1 to pass keys this plugin does not use",
-      );
-    }
-  }
-  return { ignoreUnknown, values };
+/**
+ * Why `name` is not a name the kernel gives a new link as asked, or null when it is: what
+ * {@link kernelNameProblem} refuses, and a name holding '%', which the kernel takes as a template
+ * (dev_alloc_name expands "net%d" to "net0").
+ */
+export function interfaceNameProblem(name: string): string | null {
+  const problem = kernelNameProblem(name);
+  if (problem !== null) return problem;
+  if (name.includes("%")) return "contains '%', which the kernel expands as a template (net%d becomes net0)";
+  return null;
 }
 
-/** Validates the CNI_* variables for the verb in CNI_COMMAND; a missing or invalid one is error code 4. */
+/**
+ * Validates the CNI_* variables for the verb in CNI_COMMAND. CNI_ARGS is passed to the IPAM plugin as
+ * given and never judged here: the plugin reads none of its keys (static reads IP, for example).
+ * @throws CniError code 4 for a missing or invalid variable. On DEL an invalid CNI_IFNAME is accepted:
+ * ADD refused it, so DEL has only the IPAM lease to release.
+ */
 export function parseEnvironment(env: Record<string, string | undefined>): CniEnv {
   const command = env.CNI_COMMAND ?? "";
   if (!(VERBS as readonly string[]).includes(command)) {
@@ -118,7 +97,7 @@ export function parseEnvironment(env: Record<string, string | undefined>): CniEn
     );
   }
   const ifname = env.CNI_IFNAME ?? "";
-  if (ifname !== "") {
+  if (ifname !== "" && verb !== "DEL") {
     const problem = interfaceNameProblem(ifname);
     if (problem) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_IFNAME "${ifname}" ${problem}`);
   }
@@ -127,7 +106,20 @@ export function parseEnvironment(env: Record<string, string | undefined>): CniEn
     containerId,
     netns: env.CNI_NETNS ?? "",
     ifname,
-    args: parseCniArgs(env.CNI_ARGS ?? ""),
     path: (env.CNI_PATH ?? "").split(":").filter((p) => p !== ""),
   };
+}
+
+/**
+ * Code 4 unless CNI_PATH names at least one directory: called only when the verb must execute an IPAM
+ * plugin (an `ipam: {}` network executes nothing and needs none).
+ */
+export function requireCniPath(env: CniEnv, ipamType: string): void {
+  if (env.path.length === 0) {
+    throw new CniError(
+      ErrorCode.InvalidEnvironment,
+      `CNI_PATH is required for ${env.command}`,
+      `the IPAM plugin "${ipamType}" is looked up in CNI_PATH`,
+    );
+  }
 }

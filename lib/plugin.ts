@@ -6,9 +6,9 @@
 
 import { Netlink } from "../ffi/netlink.ts";
 import { closeNetns, currentNetns, NetnsError, openNetns, withNetns, writeSysctl } from "../ffi/netns.ts";
-import { type NetConf, parseNetConf } from "./config.ts";
+import { type NetConf, parseDelConf, parseNetConf } from "./config.ts";
 import type { ChildSpec, LinkDriver } from "./driver.ts";
-import type { CniEnv } from "./env.ts";
+import { type CniEnv, kernelNameProblem, requireCniPath } from "./env.ts";
 import { CniError, ErrorCode } from "./errors.ts";
 import { Ipam, IpamNotFound, validateCniPath } from "./ipam.ts";
 import { Logger } from "./log.ts";
@@ -21,10 +21,9 @@ import { requireVersion } from "./version.ts";
 export interface Invocation {
   env: CniEnv;
   environ: Record<string, string>;
+  /** The config as the runtime sent it: given to the IPAM plugin unchanged. */
   stdin: Uint8Array;
-  /** The config as the runtime sent it, for the debug log. */
-  text: string;
-  /** The config decoded from `text`. */
+  /** The config decoded from `stdin`. */
   decoded: unknown;
   loadDriver: () => Promise<LinkDriver>;
 }
@@ -37,21 +36,42 @@ interface Context {
   ipam: Ipam | null;
 }
 
+/** The basename of the running executable, which `ipam.type` must not name; undefined when unknown. */
+function executableName(): string | undefined {
+  try {
+    return Deno.execPath().split("/").at(-1);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Decodes the config, sets up the log, and runs the verb; returns what to print (null for nothing). */
 export async function runVerb(inv: Invocation): Promise<unknown> {
-  const conf = parseNetConf(inv.decoded);
   const { env } = inv;
+  // DEL must be able to finish: it reads only what it needs and reports what it went without.
+  const { conf, ignored } = env.command === "DEL"
+    ? parseDelConf(inv.decoded, executableName())
+    : { conf: parseNetConf(inv.decoded, executableName()), ignored: [] };
   const log = new Logger(
     conf.logFile,
     conf.logLevel,
     `${env.command} container=${env.containerId || "-"} netns=${env.netns || "-"} ifname=${
       env.ifname || "-"
     }`,
+    conf.logMaxSize,
   );
   const start = performance.now();
   log.info(`start: network "${conf.name}", cniVersion ${conf.cniVersion}, master ${conf.master}`);
-  log.debug(`config: ${inv.text.trim()}`);
+  log.debug(`config: ${new TextDecoder().decode(inv.stdin).trim()}`);
+  for (const what of ignored) log.report(`DEL goes on without: ${what}`);
+  const unusable = env.command === "DEL" ? kernelNameProblem(env.ifname) : null;
+  if (unusable !== null) {
+    // ADD and every IPAM plugin built on Go's skel refuse such a name: no link, no lease can carry it.
+    log.info(`DEL: CNI_IFNAME ${JSON.stringify(env.ifname)} ${unusable}; nothing of ours can exist`);
+    return null;
+  }
   try {
+    if (conf.ipamType !== null) requireCniPath(env, conf.ipamType);
     validateCniPath(env.path);
     const driver = await inv.loadDriver();
     const ipam = conf.ipamType === null

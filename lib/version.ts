@@ -44,11 +44,18 @@ export function requireVersion(version: string, minimum: string, what: string): 
   }
 }
 
+/**
+ * The cniVersion a decoded config asks for: "" and an absent field mean {@link DEFAULT_VERSION} (libcni
+ * sends "" for a .conf without one); anything that is not a config object yields undefined.
+ */
+export function configVersion(decoded: unknown): unknown {
+  if (decoded === null || typeof decoded !== "object" || Array.isArray(decoded)) return undefined;
+  const v = (decoded as Record<string, unknown>).cniVersion;
+  return v === undefined || v === "" ? DEFAULT_VERSION : v;
+}
+
 /** The cniVersion a failure is reported in: the decoded config's when it names a supported one, else the latest. */
 export function requestedVersion(decoded: unknown): CniVersion {
-  if (decoded !== null && typeof decoded === "object" && !Array.isArray(decoded)) {
-    const v = (decoded as Record<string, unknown>).cniVersion;
-    if (isSupportedVersion(v)) return v;
-  }
-  return LATEST_VERSION;
+  const v = configVersion(decoded);
+  return isSupportedVersion(v) ? v : LATEST_VERSION;
 }

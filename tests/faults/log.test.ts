@@ -194,3 +194,84 @@ Deno.test("without logFile nothing is written; a failure goes to stderr as one l
     assertEquals([...Deno.readDirSync(f.scratch)], before);
   });
 });
+
+Deno.test("logFile: a symlink is never followed, whether its target exists or not", async () => {
+  await withFixture(async (f) => {
+    const target = `${f.scratch}/precious`;
+    await Deno.writeTextFile(target, "precious\n");
+    await sh("ln", "-s", target, `${f.scratch}/link.log`);
+    await sh("ln", "-s", `${f.scratch}/created-through-link`, `${f.scratch}/dangling.log`);
+    for (const logFile of [`${f.scratch}/link.log`, `${f.scratch}/dangling.log`]) {
+      const c = netConf(f, hostLocal(f, "10.122.6.0/24"), { logFile, logLevel: "debug" });
+      const r = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
+      assertEquals(r.code, 0, r.stdout);
+      await assertDelSucceeds(f, c);
+      assert((await Deno.lstat(logFile)).isSymlink);
+    }
+    assertEquals(await Deno.readTextFile(target), "precious\n");
+    assertEquals([...Deno.readDirSync(f.scratch)].map((e) => e.name).includes("created-through-link"), false);
+  });
+});
+
+Deno.test("logFile: a FIFO with a reader gets nothing and the run does not wait; a directory is refused", async () => {
+  await withFixture(async (f) => {
+    const fifo = `${f.scratch}/fifo.log`;
+    await sh("mkfifo", fifo);
+    const reader = new Deno.Command("cat", { args: [fifo], stdout: "piped" }).spawn();
+    // Opening the write end waits for the reader to be there; closing it ends the reader's read at once
+    // when nothing else has it open.
+    const keepOpen = await Deno.open(fifo, { write: true });
+    for (const logFile of [fifo, f.scratch]) {
+      const c = netConf(f, hostLocal(f, "10.122.7.0/24"), { logFile, logLevel: "debug" });
+      const r = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
+      assertEquals(r.code, 0, r.stdout);
+      await assertDelSucceeds(f, c);
+    }
+    keepOpen.close();
+    const out = await reader.output();
+    assertEquals(new TextDecoder().decode(out.stdout), "");
+  });
+});
+
+Deno.test("logFile: created with mode 0600", async () => {
+  await withFixture(async (f) => {
+    const logFile = `${f.scratch}/new.log`;
+    const c = netConf(f, hostLocal(f, "10.122.8.0/24"), { logFile, logLevel: "info" });
+    const r = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
+    assertEquals(r.code, 0, r.stdout);
+    assertEquals((await Deno.stat(logFile)).mode! & 0o7777, 0o600);
+    await assertDelSucceeds(f, c);
+  });
+});
+
+Deno.test("logFile: at logMaxSize the file is renamed to <file>.1 and a new one begun; both stay bounded", async () => {
+  await withFixture(async (f) => {
+    const logFile = `${f.scratch}/rotating.log`;
+    const logMaxSize = 4096;
+    const c = netConf(f, hostLocal(f, "10.122.9.0/24"), { logFile, logLevel: "debug", logMaxSize });
+    let rotations = 0;
+    let previous = "";
+    for (let i = 0; i < 6; i++) {
+      const r = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
+      assertEquals(r.code, 0, r.stdout);
+      await assertDelSucceeds(f, c);
+      const rotated = await Deno.readTextFile(`${logFile}.1`).catch(() => "");
+      if (rotated !== previous) rotations++;
+      previous = rotated;
+      for (const path of [logFile, `${logFile}.1`]) {
+        const size = await Deno.stat(path).then((s) => s.size, () => 0);
+        assert(size <= logMaxSize, `${path} holds ${size} bytes, over ${logMaxSize}`);
+      }
+    }
+    assert(rotations >= 2, `rotated ${rotations} times`);
+    // Whole lines on both sides of a rotation: the rotated file ends with a complete line.
+    assert(previous.endsWith("\n"));
+    for (const line of previous.split("\n").slice(0, -1)) {
+      assertMatch(
+        line,
+        /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (ERROR|INFO|DEBUG) \[\d+\] (ADD|DEL) container=/,
+      );
+    }
+    assertEquals((await Deno.stat(`${logFile}.1`)).mode! & 0o7777, 0o600);
+  });
+});

@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { parseNetConf } from "../../lib/config.ts";
+import { parseDelConf, parseNetConf } from "../../lib/config.ts";
 import { decodeJson } from "../../lib/stdin.ts";
 import { requestedVersion } from "../../lib/version.ts";
 import { CniError } from "../../lib/errors.ts";
@@ -24,6 +24,7 @@ Deno.test("parseNetConf accepts a minimal config and fills defaults", () => {
   assertEquals(c.mtu, undefined);
   assertEquals(c.pkey, undefined);
   assertEquals(c.logLevel, "error");
+  assertEquals(c.logMaxSize, 4 * 1024 * 1024);
   assertEquals(c.ipamTimeoutSeconds, 30);
 });
 
@@ -32,10 +33,110 @@ Deno.test("parseNetConf treats a missing cniVersion as 0.1.0", () => {
   assertEquals(parseNetConf(rest).cniVersion, "0.1.0");
 });
 
-Deno.test("parseNetConf keeps unknown fields in raw", () => {
-  const c = parseNetConf({ ...base, vendorThing: { a: 1 }, ipam: { ...base.ipam, extra: [1, 2] } });
-  assertEquals(c.raw.vendorThing, { a: 1 });
-  assertEquals((c.raw.ipam as Record<string, unknown>).extra, [1, 2]);
+Deno.test("parseNetConf accepts unknown fields and keeps only what the verbs read", () => {
+  const c = parseNetConf({
+    ...base,
+    vendorThing: { a: 1 },
+    ipam: { ...base.ipam, extra: [1, 2] },
+    runtimeConfig: { ips: ["10.0.0.1/24"] },
+    args: { cni: { ips: [] } },
+  });
+  assertEquals(Object.keys(c).sort(), [
+    "cniVersion",
+    "ipamTimeoutSeconds",
+    "ipamType",
+    "logLevel",
+    "logMaxSize",
+    "master",
+    "name",
+    "type",
+  ]);
+});
+
+Deno.test('parseNetConf reads "cniVersion": "" as 0.1.0, as libcni sends it for a .conf without one', () => {
+  assertEquals(parseNetConf({ ...base, cniVersion: "" }).cniVersion, "0.1.0");
+  assertEquals(parseDelConf({ ...base, cniVersion: "" }).conf.cniVersion, "0.1.0");
+});
+
+Deno.test('parseNetConf reads "mtu": 0 as not set (the master\'s MTU), as the reference plugins do', () => {
+  assertEquals(parseNetConf({ ...base, mtu: 0 }).mtu, undefined);
+  assertEquals(parseNetConf({ ...base, mtu: 68 }).mtu, 68);
+  for (const bad of [-1, 1, 67, 65536]) assertEquals(failure({ ...base, mtu: bad }).code, 7, String(bad));
+});
+
+Deno.test("parseNetConf reads logMaxSize with a default and bounds", () => {
+  assertEquals(parseNetConf({ ...base, logMaxSize: 65536 }).logMaxSize, 65536);
+  for (const bad of [0, 4095, 1.5, "1M", 2 ** 31]) {
+    const e = failure({ ...base, logMaxSize: bad });
+    assertEquals(e.code, 7, String(bad));
+    assertEquals(e.message.includes('field "logMaxSize"'), true);
+  }
+});
+
+Deno.test("parseNetConf refuses an ipam.type naming this plugin itself, by its type or executable", () => {
+  const own = failure({ ...base, ipam: { type: "ipoib" } });
+  assertEquals(own.code, 7);
+  assertEquals(
+    own.message,
+    'invalid network configuration: field "ipam.type" "ipoib" names this plugin itself',
+  );
+  const renamed = assertThrows(() => parseNetConf({ ...base, ipam: { type: "ib-cni" } }, "ib-cni"), CniError);
+  assertEquals((renamed as CniError).code, 7);
+  assertEquals(parseNetConf({ ...base, ipam: { type: "host-local" } }, "ib-cni").ipamType, "host-local");
+});
+
+Deno.test("parseDelConf goes on without every field value ADD refuses, and lists each", () => {
+  const cases: [Record<string, unknown>, string][] = [
+    [{ mtu: 70000 }, "mtu"],
+    [{ mtu: "1500" }, "mtu"],
+    [{ logLevel: "warn" }, "logLevel"],
+    [{ logFile: "relative.log" }, "logFile"],
+    [{ logMaxSize: 1 }, "logMaxSize"],
+    [{ pkey: 0x8000 }, "pkey"],
+    [{ pkey: "abc" }, "pkey"],
+    [{ dns: { nameservers: "1.1.1.1" } }, "dns.nameservers"],
+    [{ ipamTimeout: 0 }, "ipamTimeout"],
+    [{ prevResult: [] }, "prevResult"],
+    [{ master: "ib/0" }, "master"],
+    [{ master: 7 }, "master"],
+  ];
+  for (const [extra, field] of cases) {
+    assertEquals(failure({ ...base, ...extra }).code, 7, field);
+    const { conf, ignored } = parseDelConf({ ...base, ...extra });
+    assertEquals(conf.name, "ib-net");
+    assertEquals(conf.ipamType, "host-local");
+    assertEquals(ignored.length, 1, field);
+    assertEquals(ignored[0]!.startsWith(`invalid network configuration: field "${field}"`), true, ignored[0]);
+  }
+  const all = parseDelConf({ ...base, mtu: 70000, logLevel: "warn", logFile: "x", pkey: 0, master: "a b" });
+  assertEquals(all.ignored.length, 5);
+  assertEquals(all.conf.mtu, undefined);
+  assertEquals(all.conf.logLevel, "error");
+  assertEquals(all.conf.logFile, undefined);
+  assertEquals(all.conf.pkey, undefined);
+  assertEquals(all.conf.master, "");
+  assertEquals(parseDelConf({ ...base, master: "ib0" }).conf.master, "ib0");
+});
+
+Deno.test("parseDelConf executes no IPAM type ADD refuses (dhcp, this plugin itself): no lease can exist", () => {
+  for (const [type, self] of [["dhcp", undefined], ["ipoib", undefined], ["ib-cni", "ib-cni"]] as const) {
+    const { conf, ignored } = parseDelConf({ ...base, ipam: { type } }, self);
+    assertEquals(conf.ipamType, null, type);
+    assertEquals(ignored.length, 1);
+  }
+});
+
+Deno.test("parseDelConf still needs a name, a type, a usable ipam and a supported cniVersion", () => {
+  const del = (v: unknown) => assertThrows(() => parseDelConf(v), CniError) as CniError;
+  for (const field of ["name", "type", "ipam"]) {
+    const conf: Record<string, unknown> = { ...base };
+    delete conf[field];
+    assertEquals(del(conf).message, `invalid network configuration: field "${field}" is missing`);
+  }
+  assertEquals(del({ ...base, ipam: { type: "/bin/sh" } }).code, 7);
+  assertEquals(del({ ...base, ipam: { subnet: "10.0.0.0/8" } }).code, 7);
+  assertEquals(del({ ...base, cniVersion: "9.9.9" }).code, 1);
+  for (const v of [null, [], "x", 3]) assertEquals(del(v).code, 7);
 });
 
 Deno.test("parseNetConf reads an empty ipam as layer 2 only", () => {

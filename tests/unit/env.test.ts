@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { interfaceNameProblem, parseCniArgs, parseEnvironment } from "../../lib/env.ts";
+import { interfaceNameProblem, parseEnvironment, requireCniPath } from "../../lib/env.ts";
 import { CniError } from "../../lib/errors.ts";
 
 const full = {
@@ -22,16 +22,17 @@ Deno.test("parseEnvironment accepts a complete ADD environment", () => {
   assertEquals(env.netns, "/run/netns/pod");
   assertEquals(env.ifname, "ib1");
   assertEquals(env.path, ["/opt/cni/bin", "/usr/lib/cni"]);
-  assertEquals(env.args, { ignoreUnknown: false, values: {} });
 });
 
+// CNI spec 1.1.0, "CNI operations": CNI_PATH is optional except for GC; the plugin asks for it only when
+// it must execute an IPAM plugin (requireCniPath), so an `ipam: {}` network needs none on any verb.
 const required: Record<string, string[]> = {
-  ADD: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"],
-  DEL: ["CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"],
-  CHECK: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"],
+  ADD: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"],
+  DEL: ["CNI_CONTAINERID", "CNI_IFNAME"],
+  CHECK: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"],
   VERSION: [],
-  GC: ["CNI_PATH"],
-  STATUS: ["CNI_PATH"],
+  GC: [],
+  STATUS: [],
 };
 
 for (const [verb, vars] of Object.entries(required)) {
@@ -44,10 +45,11 @@ for (const [verb, vars] of Object.entries(required)) {
       assertEquals(msg, `${name} is required for ${verb}`);
     });
   }
-  Deno.test(`parseEnvironment accepts ${verb} with only what it requires`, () => {
+  Deno.test(`parseEnvironment accepts ${verb} with only what it requires, CNI_PATH included`, () => {
     const env: Record<string, string> = { CNI_COMMAND: verb };
     for (const name of vars) env[name] = (full as Record<string, string>)[name]!;
     assertEquals(parseEnvironment(env).command, verb);
+    assertEquals(parseEnvironment(env).path, []);
   });
 }
 
@@ -76,13 +78,37 @@ Deno.test("parseEnvironment validates CNI_CONTAINERID", () => {
   }
 });
 
-Deno.test("parseEnvironment validates CNI_IFNAME like the kernel", () => {
-  for (const bad of [".", "..", "a/b", "a:b", "a b", "tab\tx", "x".repeat(16), "nul\0x"]) {
-    const { code, msg } = codeOf(() => parseEnvironment({ ...full, CNI_IFNAME: bad }));
-    assertEquals(code, 4);
-    assertEquals(msg.startsWith("CNI_IFNAME"), true);
+const BAD_IFNAMES = [".", "..", "a/b", "a:b", "a b", "tab\tx", "x".repeat(16), "nul\0x", "net%d", "a%", "%%"];
+
+Deno.test("parseEnvironment validates CNI_IFNAME like the kernel on ADD and CHECK, templates included", () => {
+  for (const verb of ["ADD", "CHECK"]) {
+    for (const bad of BAD_IFNAMES) {
+      const { code, msg } = codeOf(() => parseEnvironment({ ...full, CNI_COMMAND: verb, CNI_IFNAME: bad }));
+      assertEquals(code, 4, bad);
+      assertEquals(msg.startsWith("CNI_IFNAME"), true);
+    }
   }
   assertEquals(parseEnvironment({ ...full, CNI_IFNAME: "x".repeat(15) }).ifname, "x".repeat(15));
+  assertEquals(
+    interfaceNameProblem("net%d"),
+    "contains '%', which the kernel expands as a template (net%d becomes net0)",
+  );
+});
+
+Deno.test("parseEnvironment lets DEL through with a name ADD refuses: only the lease is left to release", () => {
+  for (const bad of BAD_IFNAMES) {
+    assertEquals(parseEnvironment({ ...full, CNI_COMMAND: "DEL", CNI_IFNAME: bad }).ifname, bad);
+  }
+});
+
+Deno.test("requireCniPath is code 4 only when CNI_PATH names no directory", () => {
+  requireCniPath(parseEnvironment(full), "host-local");
+  for (const path of [undefined, "", ":"]) {
+    const env = parseEnvironment({ ...full, CNI_PATH: path });
+    const { code, msg } = codeOf(() => requireCniPath(env, "host-local"));
+    assertEquals(code, 4);
+    assertEquals(msg, "CNI_PATH is required for ADD");
+  }
 });
 
 Deno.test("interfaceNameProblem counts bytes, not characters", () => {
@@ -91,19 +117,20 @@ Deno.test("interfaceNameProblem counts bytes, not characters", () => {
   assertEquals(interfaceNameProblem(""), "is empty");
 });
 
-Deno.test("parseCniArgs decodes K=V pairs and honours IgnoreUnknown", () => {
-  assertEquals(parseCniArgs("IgnoreUnknown=1;K8S_POD_NAME=web;FOO=bar"), {
-    ignoreUnknown: true,
-    values: { IgnoreUnknown: "1", K8S_POD_NAME: "web", FOO: "bar" },
-  });
-  assertEquals(parseCniArgs("IgnoreUnknown=true;X=a=b").values.X, "a=b");
-  assertEquals(parseCniArgs("K8S_POD_NAMESPACE=default;").values, { K8S_POD_NAMESPACE: "default" });
-  assertEquals(parseCniArgs(""), { ignoreUnknown: false, values: {} });
-});
-
-Deno.test("parseCniArgs refuses unknown keys without IgnoreUnknown, and malformed pairs", () => {
-  assertEquals(codeOf(() => parseCniArgs("FOO=bar")).code, 4);
-  assertEquals(codeOf(() => parseCniArgs("IgnoreUnknown=0;FOO=bar")).code, 4);
-  assertEquals(codeOf(() => parseCniArgs("novalue")).code, 4);
-  assertEquals(codeOf(() => parseCniArgs("=x;IgnoreUnknown=1")).code, 4);
+Deno.test("parseEnvironment never judges CNI_ARGS: its keys are for the IPAM plugin", () => {
+  for (
+    const args of [
+      "IP=10.77.0.55/24",
+      "FOO=bar",
+      "IgnoreUnknown=0;FOO=bar",
+      "novalue",
+      "=x",
+      "a=b=c",
+      ";;",
+      "\u00e9=1",
+    ]
+  ) {
+    assertEquals(parseEnvironment({ ...full, CNI_ARGS: args }).command, "ADD", args);
+    assertEquals(parseEnvironment({ ...full, CNI_COMMAND: "DEL", CNI_ARGS: args }).command, "DEL", args);
+  }
 });

@@ -2,7 +2,9 @@ import { assertEquals, assertThrows } from "@std/assert";
 import { CniError } from "../../lib/errors.ts";
 import {
   compareVersions,
+  configVersion,
   isSupportedVersion,
+  requestedVersion,
   requireVersion,
   SUPPORTED_VERSIONS,
 } from "../../lib/version.ts";
@@ -30,4 +32,17 @@ Deno.test("requireVersion refuses older versions with code 1", () => {
   const e = assertThrows(() => requireVersion("0.3.1", "0.4.0", "CHECK"), CniError) as CniError;
   assertEquals(e.code, 1);
   assertEquals(e.message, "CHECK requires cniVersion 0.4.0 or later");
+});
+
+Deno.test('configVersion and requestedVersion read "" and an absent cniVersion as 0.1.0 (libcni\'s .conf)', () => {
+  assertEquals(configVersion({ cniVersion: "" }), "0.1.0");
+  assertEquals(configVersion({ name: "n" }), "0.1.0");
+  assertEquals(configVersion({ cniVersion: "0.4.0" }), "0.4.0");
+  assertEquals(configVersion({ cniVersion: 4 }), 4);
+  assertEquals(configVersion(null), undefined);
+  assertEquals(configVersion([]), undefined);
+  assertEquals(requestedVersion({ cniVersion: "" }), "0.1.0");
+  assertEquals(requestedVersion({}), "0.1.0");
+  assertEquals(requestedVersion(undefined), "1.1.0");
+  assertEquals(requestedVersion({ cniVersion: "9.9.9" }), "1.1.0");
 });
