@@ -52,6 +52,8 @@ const LIBC_SYMBOLS = {
     ],
     result: "i32",
   },
+  /** int fstat(int fd, struct stat *st): an exported symbol since glibc 2.33 */
+  fstat: { parameters: ["i32", /* int fd */ "buffer" /* struct stat *st */], result: "i32" },
   /** int *__errno_location(void) */
   __errno_location: { parameters: [], result: "pointer" },
   /** char *strerror(int errnum) */
@@ -163,7 +165,7 @@ const files = lazyGroup(
   LIBC_HINT,
 );
 /** Namespace and socket calls: only the paths that switch namespaces or tune sockets pay for them. */
-const control = lazyGroup(LIBC, pick(LIBC_SYMBOLS, ["setns", "ioctl", "setsockopt"]), LIBC_HINT);
+const control = lazyGroup(LIBC, pick(LIBC_SYMBOLS, ["setns", "ioctl", "setsockopt", "fstat"]), LIBC_HINT);
 
 /** Running a child process (ffi/spawn.ts): only verbs that run an IPAM plugin pay for these. */
 export const spawnSyms = lazyGroup(
@@ -344,4 +346,16 @@ export function setIntSockopt(fd: number, level: number, name: number, value: nu
   const v = new Int32Array([value]);
   const r = control().setsockopt(fd, level, name, v, 4);
   return r < 0 ? -errno() : 0;
+}
+
+/**
+ * The identity of the file behind `fd`: st_dev and st_ino from fstat(2); equal pairs mean the same file (for
+ * a namespace fd, the same namespace). Both fields are the first two u64 of struct stat on x86_64 and on the
+ * generic layout of arm64 (glibc bits/struct_stat.h). Throws SystemError.
+ */
+export function fileIdentity(fd: number): { dev: bigint; ino: bigint } {
+  // struct stat is 144 bytes on x86_64 and 128 on arm64: room for either.
+  const st = new BigUint64Array(32);
+  if (control().fstat(fd, st) < 0) throw new SystemError(`fstat fd ${fd}`, errno());
+  return { dev: st[0]!, ino: st[1]! };
 }

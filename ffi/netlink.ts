@@ -716,7 +716,7 @@ export class Netlink implements Disposable {
     return out;
   }
 
-  /** Adds a route through `index`, optionally via a gateway; fails with EEXIST on a duplicate. */
+  /** Adds a route through `index`, optionally via a gateway; fails with EEXIST on an identical route. */
   addRoute(r: RouteRequest): void {
     // Go plugins hand over route destinations masked (net.IPNet); do the same for "10.1.2.3/16".
     const dst = maskCidr(parseCidr(r.dst));
@@ -752,7 +752,9 @@ export class Netlink implements Disposable {
       } finally {
         if (gwAddr) a.nl_addr_put(gwAddr);
       }
-      this.#check(s.rtnl_route_add(this.#socket, route, NLM_F_EXCL), what);
+      // NLM_F_CREATE without NLM_F_EXCL, as Go's RouteAddEcmp: the kernel appends beside a route to the same
+      // destination (IPv6: an ECMP sibling) and answers EEXIST only for an identical one.
+      this.#check(s.rtnl_route_add(this.#socket, route, 0), what);
     } finally {
       s.rtnl_route_put(route);
     }
