@@ -145,6 +145,22 @@ Deno.test("ADD of a secondary network's default routes beside the primary networ
   });
 });
 
+Deno.test("explicit-gateway default routes beside the primary network's (static IPAM): ADD and CHECK pass", async () => {
+  await withFixture(async (f) => {
+    await addPrimaryNetwork(f);
+    const c = conf(f, "1.0.0", {
+      type: "static",
+      addresses: [{ address: "10.98.1.5/24" }, { address: "fd00:98:1::5/64" }],
+      routes: [{ dst: "0.0.0.0/0", gw: "10.98.1.1" }, { dst: "::/0", gw: "fd00:98:1::1" }],
+    });
+    const result = await add(f, c);
+    await assertCheckPasses(f, c, result);
+    // The primary network's default routes are still there beside ours.
+    assert((await routes(f.pod.name, 4)).some((r) => r.dst === "default" && r.gateway === "10.244.0.1"));
+    await del(f, c);
+  });
+});
+
 Deno.test("ADD with the same route listed twice succeeds (the second is already there) and CHECK passes", async () => {
   // Go macvlan 1.1.1 fails this one (code 999 "file exists"); not failing is allowed, and nothing is lost.
   await withFixture(async (f) => {
