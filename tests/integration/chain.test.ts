@@ -315,8 +315,8 @@ function ipamResult(version: string): Json {
   };
 }
 
-for (const confVersion of ["0.4.0", "1.0.0", "1.1.0"]) {
-  Deno.test(`config ${confVersion}: ADD then CHECK of ADD's result agree for IPAM results of every version`, async () => {
+for (const confVersion of ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]) {
+  Deno.test(`config ${confVersion}: ADD (then CHECK of ADD's result) agree for IPAM results of every version`, async () => {
     for (const ipamVersion of ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]) {
       await withFakeIpam(ipamResult(ipamVersion), async (dir) => {
         await withFixture(async (f) => {
@@ -329,10 +329,12 @@ for (const confVersion of ["0.4.0", "1.0.0", "1.1.0"]) {
           const route = r4.find((r) => r.dst === "10.92.0.0/16");
           assertEquals(route?.table, inTable100 ? "100" : undefined, `${where}: ${JSON.stringify(r4)}`);
           assertEquals(route?.gateway, "10.93.0.1", where);
-          assertEquals(result.routes, [{
+          const printedRoutes = confVersion < "0.3.0" ? (result.ip4 as Json).routes : result.routes;
+          assertEquals(printedRoutes, [{
             dst: "10.92.0.0/16",
             ...(inTable100 ? { table: 100, priority: 7 } : {}),
           }]);
+          if (confVersion < "0.4.0") return await del(f, c, e); // CHECK exists from 0.4.0 on
           const r = await runPlugin(
             standin,
             env(f, "CHECK", e),
