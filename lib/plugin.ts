@@ -383,7 +383,10 @@ function checkInterface(
   }
   const problemIp = checkIpConfig(nl, link.index, {
     ...prev,
-    ips: prev.ips.filter((ip) => ip.interface === undefined || ip.interface === ifIndex),
+    // An IP without an index is ours only when ours is the result's only interface (no chain before us).
+    ips: prev.ips.filter((ip) =>
+      ip.interface === ifIndex || (ip.interface === undefined && prev.interfaces.length === 1)
+    ),
   });
   if (problemIp !== null) fail(problemIp);
 }
