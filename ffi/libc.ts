@@ -165,7 +165,7 @@ const files = lazyGroup(
   LIBC_HINT,
 );
 /** Namespace and socket calls: only the paths that switch namespaces or tune sockets pay for them. */
-const control = lazyGroup(LIBC, pick(LIBC_SYMBOLS, ["setns", "ioctl", "setsockopt"]), LIBC_HINT);
+const control = lazyGroup(LIBC, pick(LIBC_SYMBOLS, ["setns", "ioctl", "setsockopt", "fstat"]), LIBC_HINT);
 
 /** Running a child process (ffi/spawn.ts): only verbs that run an IPAM plugin pay for these. */
 export const spawnSyms = lazyGroup(
@@ -407,4 +407,16 @@ export function writeAllFd(fd: number, data: Uint8Array<ArrayBuffer>): number {
     off += n;
   }
   return 0;
+}
+
+/**
+ * The identity of the file behind `fd`: st_dev and st_ino from fstat(2); equal pairs mean the same file (for
+ * a namespace fd, the same namespace). Both fields are the first two u64 of struct stat on x86_64 and on the
+ * generic layout of arm64 (glibc bits/struct_stat.h). Throws SystemError.
+ */
+export function fileIdentity(fd: number): { dev: bigint; ino: bigint } {
+  // struct stat is 144 bytes on x86_64 and 128 on arm64: room for either.
+  const st = new BigUint64Array(32);
+  if (control().fstat(fd, st) < 0) throw new SystemError(`fstat fd ${fd}`, errno());
+  return { dev: st[0]!, ino: st[1]! };
 }

@@ -75,7 +75,7 @@ export interface RouteInfo {
   /** CIDR; "0.0.0.0/0" or "::/0" for a default route. */
   dst: string;
   gw?: string;
-  /** The first nexthop's output interface. */
+  /** The nexthop's output interface (a multipath route is listed once per nexthop). */
   index?: number;
   /** RTA_PRIORITY; 0 when the route has none. */
   metric: number;
@@ -716,7 +716,7 @@ export class Netlink implements Disposable {
     return out;
   }
 
-  /** Adds a route through `index`, optionally via a gateway; fails with EEXIST on a duplicate. */
+  /** Adds a route through `index`, optionally via a gateway; fails with EEXIST on an identical route. */
   addRoute(r: RouteRequest): void {
     // Go plugins hand over route destinations masked (net.IPNet); do the same for "10.1.2.3/16".
     const dst = maskCidr(parseCidr(r.dst));
@@ -752,7 +752,9 @@ export class Netlink implements Disposable {
       } finally {
         if (gwAddr) a.nl_addr_put(gwAddr);
       }
-      this.#check(s.rtnl_route_add(this.#socket, route, NLM_F_EXCL), what);
+      // NLM_F_CREATE without NLM_F_EXCL, as Go's RouteAddEcmp: the kernel appends beside a route to the same
+      // destination (IPv6: an ECMP sibling) and answers EEXIST only for an identical one.
+      this.#check(s.rtnl_route_add(this.#socket, route, 0), what);
     } finally {
       s.rtnl_route_put(route);
     }
@@ -769,23 +771,28 @@ export class Netlink implements Disposable {
       if (family === null) return;
       const table = s.rtnl_route_get_table(obj);
       if (filter.table !== undefined && table !== filter.table) return;
-      const nh = s.rtnl_route_get_nnexthops(obj) > 0 ? s.rtnl_route_nexthop_n(obj, 0) : null;
-      const index = nh ? s.rtnl_route_nh_get_ifindex(nh) : 0;
-      if (filter.index !== undefined && index !== filter.index) return;
-      const gw = nh ? s.rtnl_route_nh_get_gateway(nh) : null;
-      const info: RouteInfo = {
-        family,
-        dst: cidrOf(family, s.rtnl_route_get_dst(obj)),
-        metric: s.rtnl_route_get_priority(obj),
-        table,
-        scope: s.rtnl_route_get_scope(obj),
-        type: s.rtnl_route_get_type(obj),
-      };
-      if (gw) info.gw = ipOf(family, gw);
-      if (index > 0) info.index = index;
-      if (s.rtnl_route_get_metric(obj, RTAX_MTU, metric) === 0) info.mtu = metric[0]!;
-      if (s.rtnl_route_get_metric(obj, RTAX_ADVMSS, metric) === 0) info.advmss = metric[0]!;
-      out.push(info);
+      // One entry per nexthop: an ECMP route (IPv6 makes one of two routes to a destination through different
+      // gateways) holds every path, and each may go through another link.
+      const count = Math.max(1, s.rtnl_route_get_nnexthops(obj));
+      for (let n = 0; n < count; n++) {
+        const nh = s.rtnl_route_get_nnexthops(obj) > n ? s.rtnl_route_nexthop_n(obj, n) : null;
+        const index = nh ? s.rtnl_route_nh_get_ifindex(nh) : 0;
+        if (filter.index !== undefined && index !== filter.index) continue;
+        const gw = nh ? s.rtnl_route_nh_get_gateway(nh) : null;
+        const info: RouteInfo = {
+          family,
+          dst: cidrOf(family, s.rtnl_route_get_dst(obj)),
+          metric: s.rtnl_route_get_priority(obj),
+          table,
+          scope: s.rtnl_route_get_scope(obj),
+          type: s.rtnl_route_get_type(obj),
+        };
+        if (gw) info.gw = ipOf(family, gw);
+        if (index > 0) info.index = index;
+        if (s.rtnl_route_get_metric(obj, RTAX_MTU, metric) === 0) info.mtu = metric[0]!;
+        if (s.rtnl_route_get_metric(obj, RTAX_ADVMSS, metric) === 0) info.advmss = metric[0]!;
+        out.push(info);
+      }
     });
     return out;
   }

@@ -12,6 +12,7 @@ import { CniError, ErrorCode } from "../lib/errors.ts";
 import {
   closeFd,
   Errno,
+  fileIdentity,
   ioctlNoArg,
   O_NONBLOCK,
   O_RDONLY,
@@ -77,6 +78,17 @@ export function openNetns(path: string): number {
     throw new NetnsError(`${path} is not a network namespace`, errno, what);
   }
   return fd;
+}
+
+/**
+ * True when two fds from {@link openNetns} refer to the same network namespace: equal device and inode of the
+ * nsfs files (namespaces(7)), so `/proc/<pid>/ns/net` and a bind mount under `/run/netns` of the same
+ * namespace compare equal, whatever their path text.
+ */
+export function sameNetns(a: number, b: number): boolean {
+  const x = fileIdentity(a);
+  const y = fileIdentity(b);
+  return x.dev === y.dev && x.ino === y.ino;
 }
 
 /** Closes an fd from {@link openNetns}. */

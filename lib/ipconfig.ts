@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Netlink } from "../ffi/netlink.ts";
+import { Netlink, NetlinkError } from "../ffi/netlink.ts";
 import { writeSysctl } from "../ffi/netns.ts";
 import { CniError, ErrorCode } from "./errors.ts";
 import { canonicalCidr, canonicalIp, ipFamily } from "./ip.ts";
@@ -15,6 +15,24 @@ const IPV6_MIN_MTU = 1280;
 
 /** How long IPv6 duplicate address detection may take before ADD gives up. */
 export const DAD_TIMEOUT_MS = 10_000;
+
+/** IFF_RUNNING (linux/if.h): the kernel sets it while the link is operationally up, clears it without carrier. */
+const IFF_RUNNING = 0x40;
+/** The main routing table (linux/rtnetlink.h RT_TABLE_MAIN). */
+const RT_TABLE_MAIN = 254;
+/** EEXIST (asm-generic/errno-base.h). */
+const EEXIST = 17;
+
+/**
+ * True when a link is operationally up (RFC 2863 "up", or "unknown" for drivers that report no state): the
+ * kernel's IFF_RUNNING flag, cleared while the link has no carrier (an InfiniBand port down, no subnet
+ * manager, partition not joined; a veth whose peer is down). IPv6 duplicate address detection cannot run
+ * until then: the kernel keeps new addresses tentative (net/ipv6/addrconf.c, IF_READY).
+ * @param link IFF_* flags as netlink reports them (ifi_flags)
+ */
+export function isOperUp(link: { flags: number }): boolean {
+  return (link.flags & IFF_RUNNING) !== 0;
+}
 
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -30,8 +48,17 @@ function routeGateway(route: ResultRoute, result: Result): string | undefined {
 /**
  * Adds the result's addresses and routes to `ifname` in the current namespace. IPv6 is enabled on the
  * interface when a v6 address comes, and ADD waits for DAD so a duplicate fails ADD instead of the pod.
+ *
+ * Routes are added as Go's reference plugins add them (`RouteAddEcmp`: NLM_F_CREATE without NLM_F_EXCL):
+ * a route to a destination the kernel already routes (the connected route of the subnet, a default route of
+ * the pod's primary network) is appended beside it (IPv4) or made an ECMP sibling of it (IPv6), and an
+ * identical route (the only case where the kernel still answers EEXIST) is already what was asked for.
+ *
+ * @param opts.settle wait for DAD; false when the master has no carrier: DAD cannot start before the link
+ *   is operationally up, so the addresses stay tentative until the port comes up and waiting only delays
+ *   the pod (as containernetworking/plugins PR 1207 stops waiting on a link that is not up)
  */
-export function applyIpConfig(ifname: string, result: Result): void {
+export function applyIpConfig(ifname: string, result: Result, opts: { settle?: boolean } = {}): void {
   const nl = Netlink.open();
   try {
     const link = nl.getLink(ifname);
@@ -53,9 +80,9 @@ export function applyIpConfig(ifname: string, result: Result): void {
       }
     }
     for (const ip of result.ips) nl.addAddress(link.index, ip.address);
-    if (hasV6) waitForDad(nl, link.index, ifname);
+    if (hasV6 && opts.settle !== false) waitForDad(nl, link.index, ifname);
     for (const route of result.routes) {
-      nl.addRoute({
+      addRouteUnlessEqual(nl, {
         dst: route.dst,
         gw: routeGateway(route, result),
         index: link.index,
@@ -68,6 +95,15 @@ export function applyIpConfig(ifname: string, result: Result): void {
     }
   } finally {
     nl.close();
+  }
+}
+
+/** Adds a route; EEXIST (without NLM_F_EXCL the kernel says it only for an identical route) is success. */
+function addRouteUnlessEqual(nl: Netlink, route: Parameters<Netlink["addRoute"]>[0]): void {
+  try {
+    nl.addRoute(route);
+  } catch (e) {
+    if (!(e instanceof NetlinkError && e.errno === EEXIST)) throw e;
   }
 }
 
@@ -85,6 +121,8 @@ function waitForDad(nl: Netlink, index: number, ifname: string): void {
     }
     if (!v6.some((a) => a.tentative)) return;
     if (performance.now() > deadline) {
+      // Carrier lost while waiting: DAD resumes when it returns, as after a prompt ADD on a port that is down.
+      if (!isOperUp(nl.getLink(index) ?? { flags: 0 })) return;
       throw new CniError(
         ErrorCode.KernelFailure,
         `IPv6 addresses on "${ifname}" still tentative after ${DAD_TIMEOUT_MS} ms`,
@@ -94,22 +132,27 @@ function waitForDad(nl: Netlink, index: number, ifname: string): void {
   }
 }
 
-/** Why the addresses and routes of `expected` are not all on link `index`, or null when they are. */
+/**
+ * Why the addresses and routes of `expected` are not in place, or null when they are. Addresses must be on
+ * link `index`; routes are looked for in the whole namespace by destination, table (main when the result
+ * names none) and the gateway the result names, as Go's `ip.ValidateExpectedRoute` does: in a chain,
+ * `expected` is the whole prevResult and holds routes of earlier plugins through other interfaces, and a
+ * route ADD found already present (the connected route, the primary network's default) need not be on ours.
+ */
 export function checkIpConfig(nl: Netlink, index: number, expected: Result): string | null {
   const have = new Set(nl.listAddresses(index).map((a) => canonicalCidr(a.address)));
   for (const ip of expected.ips) {
     if (!have.has(canonicalCidr(ip.address))) return `address ${ip.address} is missing`;
   }
-  const routes = nl.listRoutes({ index });
+  const routes = nl.listRoutes();
   for (const route of expected.routes) {
     const dst = canonicalCidr(route.dst);
-    const gw = routeGateway(route, expected);
-    const table = route.table ?? 254;
+    const table = route.table ?? RT_TABLE_MAIN;
     const found = routes.some((r) =>
       canonicalCidr(r.dst) === dst && r.table === table &&
-      (gw === undefined || (r.gw !== undefined && canonicalIp(r.gw) === canonicalIp(gw)))
+      (route.gw === undefined || (r.gw !== undefined && canonicalIp(r.gw) === canonicalIp(route.gw)))
     );
-    if (!found) return `route to ${route.dst}${gw ? ` via ${gw}` : ""} is missing`;
+    if (!found) return `route to ${route.dst}${route.gw ? ` via ${route.gw}` : ""} is missing`;
   }
   return null;
 }

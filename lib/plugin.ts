@@ -5,15 +5,23 @@
  */
 
 import { Netlink } from "../ffi/netlink.ts";
-import { closeNetns, currentNetns, NetnsError, openNetns, withNetns, writeSysctl } from "../ffi/netns.ts";
+import {
+  closeNetns,
+  currentNetns,
+  NetnsError,
+  openNetns,
+  sameNetns,
+  withNetns,
+  writeSysctl,
+} from "../ffi/netns.ts";
 import { type NetConf, parseDelConf, parseNetConf } from "./config.ts";
 import type { ChildSpec, LinkDriver } from "./driver.ts";
 import { type CniEnv, kernelNameProblem, requireCniPath } from "./env.ts";
 import { CniError, ErrorCode } from "./errors.ts";
 import { Ipam, IpamNotFound, validateCniPath } from "./ipam.ts";
 import { Logger } from "./log.ts";
-import { formatResult, parseResult, type Result } from "./result.ts";
-import { applyIpConfig, checkIpConfig } from "./ipconfig.ts";
+import { formatResult, limitToVersion, mergePrevResult, parseResult, type Result } from "./result.ts";
+import { applyIpConfig, checkIpConfig, isOperUp } from "./ipconfig.ts";
 import { temporaryName } from "./temporary_name.ts";
 import { requireVersion } from "./version.ts";
 
@@ -161,6 +169,10 @@ function requireSameNetns(nsFd: number, path: string): void {
 
 async function cmdAdd(ctx: Context): Promise<unknown> {
   const { env, conf, driver, log } = ctx;
+  // Chained after other plugins: their result is passed through with ours appended (CNI spec, chaining).
+  const prev = conf.prevResult === undefined
+    ? null
+    : parseResult({ cniVersion: conf.cniVersion, ...conf.prevResult }, "prevResult");
   const nsFd = log.step("open netns", () => openNetns(env.netns));
   try {
     const { master, spec } = log.step("inspect master", () => {
@@ -225,16 +237,20 @@ async function cmdAdd(ctx: Context): Promise<unknown> {
       const ipam = ctx.ipam;
       try {
         if (ipam !== null) {
-          result = parseResult(
-            await log.stepAsync("ipam add", () => ipam.exec("ADD")),
-            `IPAM plugin "${ipam.type}" result`,
+          // Applied as the config's version can print it, so ADD installs what it reports and CHECK finds.
+          result = limitToVersion(
+            parseResult(
+              await log.stepAsync("ipam add", () => ipam.exec("ADD")),
+              `IPAM plugin "${ipam.type}" result`,
+            ),
+            conf.cniVersion,
           );
           if (result.ips.length === 0) {
             throw new CniError(ErrorCode.IpamFailure, `IPAM plugin "${ipam.type}" returned no IP addresses`);
           }
           log.step(
             "apply addresses and routes",
-            () => withNetns(nsFd, () => applyIpConfig(env.ifname, result)),
+            () => withNetns(nsFd, () => applyIpConfig(env.ifname, result, { settle: isOperUp(master) })),
           );
         }
         log.step("verify netns", () => requireSameNetns(nsFd, env.netns));
@@ -244,12 +260,12 @@ async function cmdAdd(ctx: Context): Promise<unknown> {
         throw e;
       }
       return formatResult(
-        {
+        mergePrevResult(prev, {
           interfaces: [{ name: env.ifname, mac: iface.hwaddr, mtu: iface.mtu, sandbox: env.netns }],
           ips: result.ips.map((ip) => ({ ...ip, interface: 0 })),
           routes: result.routes,
           dns: conf.dns ?? result.dns,
-        },
+        }),
         conf.cniVersion,
       );
     } catch (e) {
@@ -334,7 +350,10 @@ async function cmdCheck(ctx: Context): Promise<null> {
       'CHECK needs "prevResult" in the network configuration',
     );
   }
-  const prev = parseResult({ cniVersion: conf.cniVersion, ...conf.prevResult }, "prevResult");
+  const prev = limitToVersion(
+    parseResult({ cniVersion: conf.cniVersion, ...conf.prevResult }, "prevResult"),
+    conf.cniVersion,
+  );
   if (ctx.ipam !== null) {
     const ipam = ctx.ipam;
     await log.stepAsync("ipam check", () => ipam.exec("CHECK"));
@@ -342,7 +361,7 @@ async function cmdCheck(ctx: Context): Promise<null> {
   const { master, spec } = lookupMaster(ctx);
   const nsFd = openNetns(env.netns);
   try {
-    withNetns(nsFd, () => withNetlink((nl) => checkInterface(nl, ctx, prev, master, spec)));
+    withNetns(nsFd, () => withNetlink((nl) => checkInterface(nl, ctx, prev, master, spec, nsFd)));
   } finally {
     closeNetns(nsFd);
   }
@@ -355,8 +374,9 @@ function checkInterface(
   prev: Result,
   master: ReturnType<typeof lookupMaster>["master"],
   spec: ChildSpec,
+  nsFd: number,
 ): void {
-  const { env, conf, driver } = ctx;
+  const { env, driver } = ctx;
   const fail = (msg: string) => {
     throw new CniError(
       ErrorCode.CheckFailed,
@@ -368,23 +388,43 @@ function checkInterface(
   if (link === null) return fail(`interface "${env.ifname}" not found`);
   const problem = driver.childProblem(nl, link, master, spec);
   if (problem !== null) fail(`interface "${env.ifname}" ${problem}`);
-  // Without a configured mtu, ADD used the master's; a chained plugin (tuning) may change it afterwards,
-  // as chaining intends, so only a configured mtu is an expectation CHECK can hold the link to.
-  if (conf.mtu !== undefined && link.mtu !== conf.mtu) {
-    fail(`interface "${env.ifname}" has MTU ${link.mtu}, expected ${conf.mtu}`);
-  }
+  // No MTU, hardware-address-by-config or sysctl check: a plugin chained after this one (tuning) may change
+  // them, and the CNI spec has CHECK allow that. What stays ours is the kind, parent and settings above, the
+  // link being up, and the addresses and routes of prevResult (the chain's final result).
   if (!link.up) fail(`interface "${env.ifname}" is down`);
   const ifIndex = prev.interfaces.findIndex((i) => i.name === env.ifname && i.sandbox !== undefined);
   const recorded = prev.interfaces[ifIndex];
   if (recorded === undefined) fail(`prevResult has no interface "${env.ifname}" in a sandbox`);
+  if (!namesSameNetns(recorded!.sandbox!, nsFd)) {
+    fail(`prevResult puts interface "${env.ifname}" in sandbox ${recorded!.sandbox}, not in ${env.netns}`);
+  }
   if (recorded?.mac && recorded.mac.toLowerCase() !== link.hwaddr.toLowerCase()) {
     fail(`interface "${env.ifname}" has hardware address ${link.hwaddr}, prevResult says ${recorded.mac}`);
   }
   const problemIp = checkIpConfig(nl, link.index, {
     ...prev,
-    ips: prev.ips.filter((ip) => ip.interface === undefined || ip.interface === ifIndex),
+    // An IP without an index is ours only when ours is the result's only interface (no chain before us).
+    ips: prev.ips.filter((ip) =>
+      ip.interface === ifIndex || (ip.interface === undefined && prev.interfaces.length === 1)
+    ),
   });
   if (problemIp !== null) fail(problemIp);
+}
+
+/** True when `path` opens as the namespace of `nsFd` (by device and inode, not path text). */
+function namesSameNetns(path: string, nsFd: number): boolean {
+  let fd: number;
+  try {
+    fd = openNetns(path);
+  } catch (e) {
+    if (e instanceof NetnsError) return false;
+    throw e;
+  }
+  try {
+    return sameNetns(fd, nsFd);
+  } finally {
+    closeNetns(fd);
+  }
 }
 
 async function cmdGc(ctx: Context): Promise<null> {

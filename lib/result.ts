@@ -475,3 +475,78 @@ export function formatResult(r: Result, version: string): Record<string, unknown
   out.dns = formatDns(r.dns);
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Versions and chaining
+
+/**
+ * `r` as a result of CNI version `version` can hold it: the route fields `mtu`, `advmss`, `priority`,
+ * `table` and `scope` and the interface fields `mtu`, `socketPath` and `pciID` exist only in 1.1.0 and are
+ * dropped below it. Addresses and routes are all kept (0.1.0/0.2.0 print only the first address of each
+ * family, but an IPAM result's every address is still applied, as Go's plugins do).
+ *
+ * ADD applies the IPAM result through this and CHECK reads `prevResult` through it, so what ADD installs is
+ * exactly what it prints and what CHECK then looks for, whatever version the IPAM plugin answered in: a
+ * 1.1.0 IPAM route in table 100 under a 1.0.0 config goes to the main table, as Go's 1.0.0 types (which have
+ * no `table`) would decode it.
+ *
+ * @param version a supported CNI version (not checked here)
+ */
+export function limitToVersion(r: Result, version: string): Result {
+  if (compareVersions(version, "1.1.0") >= 0) return r;
+  return {
+    interfaces: r.interfaces.map((i) =>
+      defined<ResultInterface>({ name: i.name, mac: i.mac, sandbox: i.sandbox, mtu: undefined })
+    ),
+    ips: r.ips,
+    routes: r.routes.map((x) => defined<ResultRoute>({ dst: x.dst, gw: x.gw })),
+    dns: r.dns,
+  };
+}
+
+/** The values of `a` then those of `b` not already in `a`; undefined when both are empty. */
+function union(a: string[] | undefined, b: string[] | undefined): string[] | undefined {
+  const out = [...(a ?? [])];
+  for (const v of b ?? []) if (!out.includes(v)) out.push(v);
+  return out.length ? out : undefined;
+}
+
+function sameRoute(a: ResultRoute, b: ResultRoute): boolean {
+  return a.dst === b.dst && a.gw === b.gw && a.table === b.table && a.priority === b.priority &&
+    a.scope === b.scope && a.mtu === b.mtu && a.advmss === b.advmss;
+}
+
+/**
+ * The result a chained ADD outputs: the earlier plugins' `prev` (the `prevResult` of the config, parsed)
+ * with this plugin's own `ours` appended, as the CNI spec's chaining rules ask ("Section 4": a plugin
+ * passes prevResult through with its own additions).
+ *
+ * - interfaces: `prev`'s, then `ours`; the `interface` index of each of `ours.ips` is shifted past `prev`'s
+ *   entries, so it still names our interface; `prev`'s IPs keep their indexes.
+ * - ips: `prev`'s, then `ours`.
+ * - routes: `prev`'s, then those of `ours` not already listed (an equal route is one route in the kernel).
+ * - dns: nameservers, search and options are the union (`prev`'s first); `domain` is ours when set.
+ *
+ * For 0.1.0/0.2.0 (no interfaces list; one address per family) the printer then keeps the first address of
+ * each family, i.e. `prev`'s, as libcni's conversion from a newer result to 0.2.0 does.
+ *
+ * @param prev the parsed prevResult, or null when the plugin is first in the chain (then `ours` is returned)
+ */
+export function mergePrevResult(prev: Result | null, ours: Result): Result {
+  if (prev === null) return ours;
+  const offset = prev.interfaces.length;
+  return {
+    interfaces: [...prev.interfaces, ...ours.interfaces],
+    ips: [
+      ...prev.ips,
+      ...ours.ips.map((ip) => ip.interface === undefined ? ip : { ...ip, interface: ip.interface + offset }),
+    ],
+    routes: [...prev.routes, ...ours.routes.filter((r) => !prev.routes.some((p) => sameRoute(p, r)))],
+    dns: defined<ResultDns>({
+      nameservers: union(prev.dns.nameservers, ours.dns.nameservers),
+      domain: ours.dns.domain ?? prev.dns.domain,
+      search: union(prev.dns.search, ours.dns.search),
+      options: union(prev.dns.options, ours.dns.options),
+    }),
+  };
+}

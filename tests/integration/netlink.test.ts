@@ -217,11 +217,24 @@ Deno.test("links: veth, macvlan, move, rename/MTU/up, addresses, routes, delete"
     assertEquals(ipView[0]?.gateway, "10.77.0.1");
     assertEquals(ipView[0]?.metric, 50);
     assertEquals(ipView[0]?.metrics, [{ mtu: 1300, advmss: 1200 }]);
+    // Added without NLM_F_EXCL (as Go's RouteAddEcmp): only an identical route is EEXIST; one that differs
+    // (here: without the metrics) is appended beside it, as the kernel's connected route lets ADD do.
     const dupRoute = assertThrows(
-      () => nl.addRoute({ dst: "10.78.0.0/16", gw: "10.77.0.1", index: eth7.index, metric: 50 }),
+      () =>
+        nl.addRoute({
+          dst: "10.78.0.0/16",
+          gw: "10.77.0.1",
+          index: eth7.index,
+          metric: 50,
+          mtu: 1300,
+          advmss: 1200,
+        }),
       NetlinkError,
     );
     assertEquals(dupRoute.errno, EEXIST);
+    nl.addRoute({ dst: "10.78.0.0/16", gw: "10.77.0.1", index: eth7.index, metric: 50 });
+    const both = JSON.parse(run("ip", "-n", b.name, "-j", "-d", "route", "show", "10.78.0.0/16"));
+    assertEquals(both.length, 2, JSON.stringify(both));
 
     nl.deleteLink(eth7.index);
     assertEquals(nl.getLink("eth7"), null);

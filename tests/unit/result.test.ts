@@ -4,6 +4,8 @@ import { SUPPORTED_VERSIONS } from "../../lib/version.ts";
 import {
   formatResult,
   isIp,
+  limitToVersion,
+  mergePrevResult,
   parseCidr,
   parseIp,
   parseResult,
@@ -889,3 +891,112 @@ Deno.test("parseCidr splits address and prefix and refuses malformed prefixes", 
     assertEquals(parseCidr(s), null, s);
   }
 });
+
+// ---------------------------------------------------------------------------------------------------------
+// Chaining: prevResult passed through (issue 10 item 3), and results limited to the config's version (item 8)
+
+/** What a plugin earlier in the chain (e.g. a primary-network plugin) reported. */
+const PREV: Result = {
+  interfaces: [{ name: "eth0", mac: "0a:58:0a:f4:00:05", sandbox: "/run/netns/pod" }, { name: "veth1" }],
+  ips: [{ address: "10.244.0.5/24", gateway: "10.244.0.1", interface: 0 }],
+  routes: [{ dst: "0.0.0.0/0", gw: "10.244.0.1" }],
+  dns: { nameservers: ["10.96.0.10"], search: ["svc.cluster.local"], options: ["ndots:5"] },
+};
+
+/** What this plugin made itself. */
+const OURS: Result = {
+  interfaces: [{ name: "ib1", mac: "00:11:22:33:44:55", mtu: 2044, sandbox: "/run/netns/pod" }],
+  ips: [{ address: "10.77.0.9/24", gateway: "10.77.0.1", interface: 0 }, {
+    address: "fd00:77::9/64",
+    interface: 0,
+  }],
+  routes: [{ dst: "10.99.0.0/16" }, { dst: "0.0.0.0/0", gw: "10.244.0.1" }],
+  dns: { nameservers: ["10.77.0.53", "10.96.0.10"], domain: "ib.example", search: ["ib.example"] },
+};
+
+Deno.test("mergePrevResult keeps prevResult, appends ours and points our IPs at our interface", () => {
+  assertEquals(mergePrevResult(PREV, OURS), {
+    interfaces: [...PREV.interfaces, OURS.interfaces[0]!],
+    ips: [PREV.ips[0]!, { ...OURS.ips[0]!, interface: 2 }, { ...OURS.ips[1]!, interface: 2 }],
+    // The default route both list is one route in the kernel: listed once.
+    routes: [{ dst: "0.0.0.0/0", gw: "10.244.0.1" }, { dst: "10.99.0.0/16" }],
+    dns: {
+      nameservers: ["10.96.0.10", "10.77.0.53"],
+      domain: "ib.example",
+      search: ["svc.cluster.local", "ib.example"],
+      options: ["ndots:5"],
+    },
+  });
+});
+
+Deno.test("mergePrevResult without prevResult is our result unchanged", () => {
+  assertEquals(mergePrevResult(null, OURS), OURS);
+  const empty: Result = { interfaces: [], ips: [], routes: [], dns: {} };
+  assertEquals(mergePrevResult(empty, OURS), OURS);
+});
+
+Deno.test("mergePrevResult keeps prevResult's DNS domain when we set none", () => {
+  const merged = mergePrevResult({ ...PREV, dns: { domain: "cluster.local" } }, { ...OURS, dns: {} });
+  assertEquals(merged.dns, { domain: "cluster.local" });
+});
+
+/**
+ * Every version the config may have: the merged result printed in that version, read back as a runtime would
+ * read it, holds prevResult's part first and ours after, with our IPs pointing at our interface.
+ */
+for (const version of SUPPORTED_VERSIONS) {
+  Deno.test(`a chained ADD's output in cniVersion ${version} keeps prevResult and adds ours`, () => {
+    // prevResult reaches the plugin in the config's own version: build it that way from PREV.
+    const prevJson = formatResult(PREV, version);
+    const prev = parseResult({ cniVersion: version, ...prevJson }, "prevResult");
+    const printed = formatResult(mergePrevResult(prev, OURS), version);
+    assertEquals(printed.cniVersion, version);
+    const back = parseResult(printed);
+    if (version < "0.3.0") {
+      // One address per family and no interfaces list: the first of each family is prevResult's, as
+      // libcni's conversion of a newer result to 0.2.0 keeps; our IPv6 address is the only IPv6 one.
+      assertEquals(back.interfaces, []);
+      assertEquals(back.ips.map((ip) => ip.address), ["10.244.0.5/24", "fd00:77::9/64"]);
+      assertEquals(back.routes.map((r) => r.dst), ["0.0.0.0/0", "10.99.0.0/16"]);
+    } else {
+      assertEquals(back.interfaces.map((i) => i.name), ["eth0", "veth1", "ib1"]);
+      assertEquals(back.ips.map((ip) => [ip.address, ip.interface]), [
+        ["10.244.0.5/24", 0],
+        ["10.77.0.9/24", 2],
+        ["fd00:77::9/64", 2],
+      ]);
+      assertEquals(back.routes, [{ dst: "0.0.0.0/0", gw: "10.244.0.1" }, { dst: "10.99.0.0/16" }]);
+      assertEquals(back.interfaces[2]!.mtu, version === "1.1.0" ? 2044 : undefined);
+    }
+    assertEquals(back.dns.nameservers, ["10.96.0.10", "10.77.0.53"]);
+  });
+}
+
+/** A 1.1.0 IPAM result using every field 1.1.0 added. */
+const FULL_110: Result = {
+  interfaces: [{ name: "ib1", mac: "00:11:22:33:44:55", mtu: 2044, socketPath: "/s", pciID: "0000:01:00.0" }],
+  ips: [{ address: "10.77.0.9/24", gateway: "10.77.0.1" }],
+  routes: [
+    { dst: "10.99.0.0/16", gw: "10.77.0.254", table: 100, priority: 50, scope: 0, mtu: 1400, advmss: 1360 },
+    { dst: "0.0.0.0/0" },
+  ],
+  dns: { nameservers: ["10.77.0.53"] },
+};
+
+Deno.test("limitToVersion keeps a 1.1.0 result whole in 1.1.0", () => {
+  assertEquals(limitToVersion(FULL_110, "1.1.0"), FULL_110);
+});
+
+for (const version of SUPPORTED_VERSIONS.filter((v) => v !== "1.1.0")) {
+  Deno.test(`limitToVersion ${version}: keeps what the version prints, so printing and reading agree`, () => {
+    const limited = limitToVersion(FULL_110, version);
+    assertEquals(limited.routes, [{ dst: "10.99.0.0/16", gw: "10.77.0.254" }, { dst: "0.0.0.0/0" }]);
+    assertEquals(limited.interfaces, [{ name: "ib1", mac: "00:11:22:33:44:55" }]);
+    assertEquals(limited.ips, FULL_110.ips);
+    if (version >= "0.3.0") {
+      // What ADD applies (limited) is exactly what CHECK reads back from ADD's printed result.
+      const printed = formatResult(limited, version);
+      assertEquals(limitToVersion(parseResult(printed, "prevResult"), version), limited);
+    }
+  });
+}
