@@ -345,3 +345,33 @@ export function setIntSockopt(fd: number, level: number, name: number, value: nu
   const r = control().setsockopt(fd, level, name, v, 4);
   return r < 0 ? -errno() : 0;
 }
+
+/**
+ * Bounding an IPAM run (ffi/spawn.ts: output through pipes, descendants) and locking an attachment (ffi/lock.ts):
+ * bound on first use by the verbs that run an IPAM plugin.
+ */
+const PROCESS_SYMBOLS = {
+  /** int pipe2(int pipefd[2], int flags) */
+  pipe2: { parameters: ["buffer", /* int pipefd[2] */ "i32" /* int flags */], result: "i32" },
+  /** ssize_t read(int fd, void *buf, size_t count) */
+  read: {
+    parameters: ["i32", /* int fd */ "buffer", /* void *buf */ "usize" /* size_t count */],
+    result: "isize",
+  },
+  /** int prctl(int option, unsigned long arg2, ...): bound with one argument (PR_SET_CHILD_SUBREAPER) */
+  prctl: { parameters: ["i32", /* int option */ "u64" /* unsigned long arg2 */], result: "i32" },
+  /** int flock(int fd, int operation) */
+  flock: { parameters: ["i32", /* int fd */ "i32" /* int operation */], result: "i32" },
+  /** int fstat(int fd, struct stat *buf) (glibc 2.33+ exports it) */
+  fstat: { parameters: ["i32", /* int fd */ "buffer" /* struct stat *buf */], result: "i32" },
+  /** int open(const char *path, int flags, mode_t mode): with a mode, which openFd does not pass */
+  open: {
+    parameters: ["buffer", /* const char *path */ "i32", /* int flags */ "u32" /* mode_t mode */],
+    result: "i32",
+  },
+  /** int unlink(const char *path) */
+  unlink: { parameters: ["buffer" /* const char *path */], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The symbols of PROCESS_SYMBOLS, bound together on first use. */
+export const processSyms = lazyGroup(LIBC, PROCESS_SYMBOLS, LIBC_HINT);

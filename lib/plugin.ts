@@ -4,6 +4,7 @@
  * @module
  */
 
+import { AttachmentLock } from "../ffi/lock.ts";
 import { Netlink } from "../ffi/netlink.ts";
 import { closeNetns, currentNetns, NetnsError, openNetns, withNetns, writeSysctl } from "../ffi/netns.ts";
 import { type NetConf, parseNetConf } from "./config.ts";
@@ -51,21 +52,43 @@ export async function runVerb(inv: Invocation): Promise<unknown> {
   const start = performance.now();
   log.info(`start: network "${conf.name}", cniVersion ${conf.cniVersion}, master ${conf.master}`);
   log.debug(`config: ${inv.text.trim()}`);
+  let lock: AttachmentLock | null = null;
   try {
     validateCniPath(env.path);
+    // One ADD, DEL or CHECK of an attachment at a time, and none while the IPAM plugin of a killed one runs.
+    lock = await lockAttachment(env, conf);
     const driver = await inv.loadDriver();
-    const ipam = conf.ipamType === null
-      ? null
-      : new Ipam(conf.ipamType, env.path, inv.environ, inv.stdin, conf.ipamTimeoutSeconds, log);
+    const ipam = conf.ipamType === null ? null : new Ipam(
+      conf.ipamType,
+      env.path,
+      inv.environ,
+      inv.stdin,
+      conf.ipamTimeoutSeconds,
+      log,
+      { inheritFds: lock === null ? [] : [lock.fd] },
+    );
     const ctx: Context = { env, conf, driver, log, ipam };
     const verbs = { ADD: cmdAdd, DEL: cmdDel, CHECK: cmdCheck, GC: cmdGc, STATUS: cmdStatus } as const;
     const output = await verbs[env.command as keyof typeof verbs](ctx);
+    // After a successful DEL nothing of the attachment is left, its lock file included.
+    lock?.release(env.command === "DEL");
+    lock = null;
     log.info(`${env.command}: done (${(performance.now() - start).toFixed(1)} ms)`);
     return output;
   } catch (e) {
+    lock?.release();
     log.error(`${env.command}: failed (${(performance.now() - start).toFixed(1)} ms)`, e);
     throw e;
   }
+}
+
+/**
+ * The lock of the attachment for ADD, DEL and CHECK (ffi/lock.ts), waited for at most the IPAM time limit;
+ * null for the verbs that concern the whole network.
+ */
+function lockAttachment(env: CniEnv, conf: NetConf): Promise<AttachmentLock> | null {
+  if (!["ADD", "DEL", "CHECK"].includes(env.command)) return null;
+  return AttachmentLock.acquire(conf.name, env.containerId, env.ifname, conf.ipamTimeoutSeconds * 1000);
 }
 
 /** Runs `fn` with a netlink socket of the current namespace, always closing it. */

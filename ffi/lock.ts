@@ -1,0 +1,142 @@
+/**
+ * A lock per attachment (network name, container id, ifname): a file under /run/ipoib-cni/locks held with
+ * flock(2) by ADD, DEL and CHECK for their whole run, and inherited by the IPAM plugin they start.
+ *
+ * Why: a runtime that kills ADD (SIGKILL on a timeout) leaves the IPAM plugin running, since it is
+ * another process; if the runtime's DEL then released before that orphan allocated, the lease would stay
+ * forever. The orphan holds the lock through its inherited descriptor (a flock belongs to the open file,
+ * not to a process), so DEL waits until it has finished and then releases what it took. The same lock
+ * keeps an ADD and a DEL of one attachment from interleaving.
+ *
+ * Removal without the classic unlink race: only a holder unlinks the file, and whoever acquires a lock
+ * checks that its descriptor still is the file at the path (device and inode), else it starts over.
+ * @module
+ */
+
+import { CniError, ErrorCode } from "../lib/errors.ts";
+import { closeFd, cString, Errno, errno, processSyms, SystemError } from "./libc.ts";
+
+/** Where the lock files live: tmpfs, so a reboot (which ends every attachment's processes) clears them. */
+export const LOCK_DIR = "/run/ipoib-cni/locks";
+
+const O_RDWR = 2;
+const O_CREAT = 0o100;
+const O_NOFOLLOW = 0o400000;
+const O_CLOEXEC = 0o2000000;
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const EWOULDBLOCK = 11;
+/** How often a waiter tries again: flock(2) itself has no time limit. */
+const RETRY_MS = 5;
+/** struct stat is 144 bytes on x86_64 and 128 on aarch64; st_dev and st_ino are its first two u64s on both. */
+const STAT_BYTES = 256;
+
+/** The file name of an attachment's lock: a hash, so no id or name can form a path. */
+export async function lockFileName(network: string, containerId: string, ifname: string): Promise<string> {
+  const key = new TextEncoder().encode(`${network}\0${containerId}\0${ifname}`);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", key));
+  return `${Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("")}.lock`;
+}
+
+function sleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** [st_dev, st_ino] of an open descriptor. */
+function identity(fd: number): [bigint, bigint] {
+  const buf = new BigUint64Array(STAT_BYTES / 8);
+  if (processSyms().fstat(fd, buf) < 0) throw new SystemError("fstat lock file", errno());
+  return [buf[0]!, buf[1]!];
+}
+
+/** [st_dev, st_ino] of the file at `path` (not following a symlink), or null when there is none. */
+function identityAt(path: string): [bigint, bigint] | null {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  return [BigInt(info.dev), BigInt(info.ino ?? -1)];
+}
+
+/** flock(LOCK_EX) on `fd`, retried every RETRY_MS until `deadline`; throws code 11 after it. */
+function waitForLock(fd: number, path: string, deadline: number, waitMs: number): void {
+  const s = processSyms();
+  while (s.flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    const e = errno();
+    if (e !== EWOULDBLOCK && e !== Errno.EINTR) throw new SystemError(`flock ${path}`, e);
+    if (performance.now() >= deadline) {
+      throw new CniError(
+        ErrorCode.TryAgainLater,
+        `another operation on this attachment is still running after ${Math.round(waitMs / 1000)} s`,
+        `lock ${path} is held by an ADD, DEL or CHECK of the same container and interface, or by ` +
+          "the IPAM plugin of one that was killed; retry later",
+      );
+    }
+    sleep(RETRY_MS);
+  }
+}
+
+/** A held attachment lock. `fd` is the descriptor an IPAM child must inherit to hold it too. */
+export class AttachmentLock {
+  readonly path: string;
+  readonly fd: number;
+
+  private constructor(path: string, fd: number) {
+    this.path = path;
+    this.fd = fd;
+  }
+
+  /**
+   * Takes the lock of the attachment, waiting up to `waitMs` while another run (or the IPAM plugin of
+   * a killed one) holds it.
+   * @throws CniError code 11 (try again later) when it is still held after `waitMs`; code 5 when the
+   *   lock directory or file cannot be created.
+   */
+  static async acquire(
+    network: string,
+    containerId: string,
+    ifname: string,
+    waitMs: number,
+    dir = LOCK_DIR,
+  ): Promise<AttachmentLock> {
+    const path = `${dir}/${await lockFileName(network, containerId, ifname)}`;
+    try {
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw new CniError(ErrorCode.IoFailure, `cannot create the lock directory ${dir}`, String(e), {
+        cause: e,
+      });
+    }
+    const deadline = performance.now() + waitMs;
+    const s = processSyms();
+    for (;;) {
+      const fd = s.open(cString(path), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600);
+      if (fd < 0) throw new SystemError(`open lock file ${path}`, errno());
+      try {
+        waitForLock(fd, path, deadline, waitMs);
+        // The holder before us may have removed the file: then this lock guards nothing, start over.
+        const now = identityAt(path);
+        const mine = identity(fd);
+        if (now !== null && now[0] === mine[0] && now[1] === mine[1]) return new AttachmentLock(path, fd);
+      } catch (e) {
+        closeFd(fd);
+        throw e;
+      }
+      closeFd(fd);
+    }
+  }
+
+  /**
+   * Releases the lock; with `remove`, first unlinks the file (while still holding it, so that no one can
+   * acquire the old file and believe it current). Descendants that inherited the descriptor keep the
+   * lock until they end.
+   */
+  release(remove = false): void {
+    // A file that cannot be removed costs an inode on tmpfs and nothing else: not worth failing for.
+    if (remove) processSyms().unlink(cString(this.path));
+    closeFd(this.fd);
+  }
+}
