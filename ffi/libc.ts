@@ -371,6 +371,14 @@ const PROCESS_SYMBOLS = {
   },
   /** int unlink(const char *path) */
   unlink: { parameters: ["buffer" /* const char *path */], result: "i32" },
+  /** int stat(const char *path, struct stat *buf) (glibc 2.33+ exports it); follows /proc/PID/fd links */
+  stat: { parameters: ["buffer", /* const char *path */ "buffer" /* struct stat *buf */], result: "i32" },
+  /** DIR *opendir(const char *name): for /proc, which Deno's readDir refuses */
+  opendir: { parameters: ["buffer" /* const char *name */], result: "pointer" },
+  /** struct dirent *readdir(DIR *dirp) */
+  readdir: { parameters: ["pointer" /* DIR *dirp */], result: "pointer" },
+  /** int closedir(DIR *dirp) */
+  closedir: { parameters: ["pointer" /* DIR *dirp */], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The symbols of PROCESS_SYMBOLS, bound together on first use. */

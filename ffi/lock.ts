@@ -14,7 +14,7 @@
  */
 
 import { CniError, ErrorCode } from "../lib/errors.ts";
-import { closeFd, cString, Errno, errno, processSyms, SystemError } from "./libc.ts";
+import { closeFd, cString, Errno, errno, processSyms, spawnSyms, SystemError } from "./libc.ts";
 
 /** Where the lock files live: tmpfs, so a reboot (which ends every attachment's processes) clears them. */
 export const LOCK_DIR = "/run/ipoib-cni/locks";
@@ -28,6 +28,11 @@ const LOCK_NB = 4;
 const EWOULDBLOCK = 11;
 /** How often a waiter tries again: flock(2) itself has no time limit. */
 const RETRY_MS = 5;
+/** After killing the holders of a lock, how long to wait for them to be gone. */
+const KILL_GRACE_MS = 5_000;
+const SIGKILL = 9;
+/** glibc's struct dirent on 64-bit Linux: d_name follows d_ino (8), d_off (8), d_reclen (2), d_type (1). */
+const DIRENT_NAME_OFFSET = 19;
 /** struct stat is 144 bytes on x86_64 and 128 on aarch64; st_dev and st_ino are its first two u64s on both. */
 const STAT_BYTES = 256;
 
@@ -61,22 +66,69 @@ function identityAt(path: string): [bigint, bigint] | null {
   return [BigInt(info.dev), BigInt(info.ino ?? -1)];
 }
 
-/** flock(LOCK_EX) on `fd`, retried every RETRY_MS until `deadline`; throws code 11 after it. */
-function waitForLock(fd: number, path: string, deadline: number, waitMs: number): void {
+/** flock(LOCK_EX) on `fd`, retried every RETRY_MS until `deadline`; false when the time ran out. */
+function waitForLock(fd: number, path: string, deadline: number): boolean {
   const s = processSyms();
   while (s.flock(fd, LOCK_EX | LOCK_NB) < 0) {
     const e = errno();
     if (e !== EWOULDBLOCK && e !== Errno.EINTR) throw new SystemError(`flock ${path}`, e);
-    if (performance.now() >= deadline) {
-      throw new CniError(
-        ErrorCode.TryAgainLater,
-        `another operation on this attachment is still running after ${Math.round(waitMs / 1000)} s`,
-        `lock ${path} is held by an ADD, DEL or CHECK of the same container and interface, or by ` +
-          "the IPAM plugin of one that was killed; retry later",
-      );
-    }
+    if (performance.now() >= deadline) return false;
     sleep(RETRY_MS);
   }
+  return true;
+}
+
+/** The names in directory `path` (without . and ..); [] when it cannot be read (e.g. a process that ended). */
+function listDir(path: string): string[] {
+  const s = processSyms();
+  const dir = s.opendir(cString(path));
+  if (dir === null) return [];
+  const names: string[] = [];
+  try {
+    for (let entry = s.readdir(dir); entry !== null; entry = s.readdir(dir)) {
+      const name = Deno.UnsafePointerView.getCString(entry, DIRENT_NAME_OFFSET);
+      if (name !== "." && name !== "..") names.push(name);
+    }
+  } finally {
+    s.closedir(dir);
+  }
+  return names;
+}
+
+/** [st_dev, st_ino] of what `path` leads to (following /proc/PID/fd links), or null. */
+function identityFollowing(path: string): [bigint, bigint] | null {
+  const buf = new BigUint64Array(STAT_BYTES / 8);
+  return processSyms().stat(cString(path), buf) < 0 ? null : [buf[0]!, buf[1]!];
+}
+
+/**
+ * The processes other than this one with a descriptor open on the file `id` ([st_dev, st_ino]), from
+ * /proc/PID/fd: the holders of a lock, and whoever inherited it.
+ */
+export function processesHolding(id: [bigint, bigint]): number[] {
+  const found: number[] = [];
+  for (const name of listDir("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === Deno.pid) continue;
+    for (const fd of listDir(`/proc/${name}/fd`)) {
+      const target = identityFollowing(`/proc/${name}/fd/${fd}`);
+      if (target !== null && target[0] === id[0] && target[1] === id[1]) {
+        found.push(Number(name));
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+function stillHeld(path: string, waitMs: number, killed: number[]): CniError {
+  return new CniError(
+    ErrorCode.TryAgainLater,
+    `another operation on this attachment is still running after ${Math.round(waitMs / 1000)} s`,
+    `lock ${path} is held by an ADD, DEL or CHECK of the same container and interface, or by the IPAM ` +
+      `plugin of one that was killed` +
+      (killed.length > 0 ? `; killed ${killed.join(", ")}, still held` : "") +
+      "; retry later",
+  );
 }
 
 /** A held attachment lock. `fd` is the descriptor an IPAM child must inherit to hold it too. */
@@ -91,16 +143,22 @@ export class AttachmentLock {
 
   /**
    * Takes the lock of the attachment, waiting up to `waitMs` while another run (or the IPAM plugin of
-   * a killed one) holds it.
-   * @throws CniError code 11 (try again later) when it is still held after `waitMs`; code 5 when the
-   *   lock directory or file cannot be created.
+   * a killed one) holds it. With `killHolders` (DEL), every process still holding it after `waitMs` is
+   * killed with SIGKILL and the lock taken once they are gone; `onKilled` hears their pids. `dir`: the
+   * lock directory (LOCK_DIR; tests use their own).
+   * @throws CniError code 11 (try again later) when it is still held after `waitMs` (and, with
+   *   `killHolders`, 5 s after the kill); code 5 when the lock directory or file cannot be created.
    */
   static async acquire(
     network: string,
     containerId: string,
     ifname: string,
     waitMs: number,
-    dir = LOCK_DIR,
+    { dir = LOCK_DIR, killHolders = false, onKilled }: {
+      dir?: string;
+      killHolders?: boolean;
+      onKilled?: (pids: number[]) => void;
+    } = {},
   ): Promise<AttachmentLock> {
     const path = `${dir}/${await lockFileName(network, containerId, ifname)}`;
     try {
@@ -116,7 +174,17 @@ export class AttachmentLock {
       const fd = s.open(cString(path), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600);
       if (fd < 0) throw new SystemError(`open lock file ${path}`, errno());
       try {
-        waitForLock(fd, path, deadline, waitMs);
+        if (!waitForLock(fd, path, deadline)) {
+          if (!killHolders) throw stillHeld(path, waitMs, []);
+          // Whoever holds it now has outlived the time any run of this attachment may take: most likely the
+          // IPAM plugin of a killed ADD that hangs. DEL must be able to finish, so they go.
+          const killed = processesHolding(identity(fd));
+          for (const pid of killed) spawnSyms().kill(pid, SIGKILL);
+          if (!waitForLock(fd, path, performance.now() + KILL_GRACE_MS)) {
+            throw stillHeld(path, waitMs, killed);
+          }
+          onKilled?.(killed);
+        }
         // The holder before us may have removed the file: then this lock guards nothing, start over.
         const now = identityAt(path);
         const mine = identity(fd);

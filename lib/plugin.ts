@@ -56,7 +56,7 @@ export async function runVerb(inv: Invocation): Promise<unknown> {
   try {
     validateCniPath(env.path);
     // One ADD, DEL or CHECK of an attachment at a time, and none while the IPAM plugin of a killed one runs.
-    lock = await lockAttachment(env, conf);
+    lock = await lockAttachment(env, conf, log);
     const driver = await inv.loadDriver();
     const ipam = conf.ipamType === null ? null : new Ipam(
       conf.ipamType,
@@ -84,11 +84,16 @@ export async function runVerb(inv: Invocation): Promise<unknown> {
 
 /**
  * The lock of the attachment for ADD, DEL and CHECK (ffi/lock.ts), waited for at most the IPAM time limit;
- * null for the verbs that concern the whole network.
+ * DEL, which must be able to finish, then kills whatever still holds it. Null for the verbs that concern
+ * the whole network.
  */
-function lockAttachment(env: CniEnv, conf: NetConf): Promise<AttachmentLock> | null {
+function lockAttachment(env: CniEnv, conf: NetConf, log: Logger): Promise<AttachmentLock> | null {
   if (!["ADD", "DEL", "CHECK"].includes(env.command)) return null;
-  return AttachmentLock.acquire(conf.name, env.containerId, env.ifname, conf.ipamTimeoutSeconds * 1000);
+  return AttachmentLock.acquire(conf.name, env.containerId, env.ifname, conf.ipamTimeoutSeconds * 1000, {
+    killHolders: env.command === "DEL",
+    onKilled: (pids) =>
+      log.info(`lock: killed ${pids.join(", ")}, still holding it after ${conf.ipamTimeoutSeconds} s`),
+  });
 }
 
 /** Runs `fn` with a netlink socket of the current namespace, always closing it. */

@@ -9,6 +9,7 @@ import { assert, assertEquals } from "@std/assert";
 import { type PluginRun, runPlugin, startPlugin } from "../helpers/run.ts";
 import { addresses } from "../helpers/net.ts";
 import {
+  assertIpamGroupGone,
   cniEnv,
   FAULTY,
   type Fixture,
@@ -16,6 +17,7 @@ import {
   type Json,
   netConf,
   podLinks,
+  waitForFile,
   withFixture,
 } from "./harness.ts";
 
@@ -143,5 +145,21 @@ Deno.test(`ADD and DEL of one attachment started together, ${PAIRS} times: all o
     await assertIpamProcessesGone(f);
     assertEquals(f.leases.leases(), []);
     assertEquals(await podLinks(f), []);
+  });
+});
+
+Deno.test("DEL after an ADD killed while its IPAM plugin hangs: the orphan is killed after ipamTimeout, the lease released", async () => {
+  await withFixture(async (f) => {
+    const pidFile = await f.ipams.add("paused-ipam", "pause-after-alloc"); // allocates, then waits a minute
+    const c = netConf(f, hostLocal(f, "10.124.18.0/24", {}, "paused-ipam"), { ipamTimeout: 1 });
+    const add = startPlugin(FAULTY, cniEnv(f, "ADD", { FAULT_DIR: f.scratch }), JSON.stringify(c));
+    await waitForFile(`${f.scratch}/paused`);
+    add.kill();
+    assertEquals((await add.done).code, 137);
+    assertEquals(f.leases.leases().length, 1, "the orphaned IPAM plugin holds a lease");
+    const del = await runPlugin(FAULTY, cniEnv(f, "DEL", { FAULT_DIR: f.scratch }), JSON.stringify(c));
+    expectSuccess(del, "DEL");
+    await assertIpamGroupGone(pidFile);
+    assertEquals(f.leases.leases(), []);
   });
 });

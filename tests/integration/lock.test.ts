@@ -3,12 +3,18 @@
  * behaviour (a killed ADD's IPAM plugin holding off DEL) is in tests/faults/attachment_lock.test.ts.
  */
 import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
-import { AttachmentLock, lockFileName } from "../../ffi/lock.ts";
+import { AttachmentLock, lockFileName, processesHolding } from "../../ffi/lock.ts";
 import { runChild } from "../../ffi/spawn.ts";
 import { CniError } from "../../lib/errors.ts";
 import { exists } from "../helpers/fs.ts";
 
 const TRY_AGAIN_LATER = 11;
+
+/** [st_dev, st_ino] of a lock file. */
+function lockIdentity(path: string): [bigint, bigint] {
+  const info = Deno.statSync(path);
+  return [BigInt(info.dev), BigInt(info.ino!)];
+}
 
 async function withLockDir(body: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "ipoib-lock-" });
@@ -35,27 +41,30 @@ Deno.test("lock file names are hashes: no id or name can form a path; distinct p
 
 Deno.test("a held lock makes another acquire of the attachment fail with code 11 after the wait", async () => {
   await withLockDir(async (dir) => {
-    const held = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, dir);
+    const held = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, { dir });
     try {
-      const e = await assertRejects(() => AttachmentLock.acquire("net", "ctr", "ib1", 200, dir), CniError);
+      const e = await assertRejects(
+        () => AttachmentLock.acquire("net", "ctr", "ib1", 200, { dir }),
+        CniError,
+      );
       assertEquals(e.code, TRY_AGAIN_LATER);
       assertMatch(e.message, /^another operation on this attachment is still running after 0 s$/);
       // Another attachment is not held up.
-      (await AttachmentLock.acquire("net", "ctr", "ib2", 200, dir)).release(true);
+      (await AttachmentLock.acquire("net", "ctr", "ib2", 200, { dir })).release(true);
     } finally {
       held.release();
     }
-    (await AttachmentLock.acquire("net", "ctr", "ib1", 200, dir)).release(true);
+    (await AttachmentLock.acquire("net", "ctr", "ib1", 200, { dir })).release(true);
   });
 });
 
 Deno.test("release(true) removes the file; the next acquire makes a new one", async () => {
   await withLockDir(async (dir) => {
-    const lock = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, dir);
+    const lock = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, { dir });
     assert(exists(lock.path));
     lock.release(true);
     assert(!exists(lock.path));
-    const again = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, dir);
+    const again = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, { dir });
     assert(exists(again.path));
     again.release(false);
     assert(exists(again.path));
@@ -64,7 +73,7 @@ Deno.test("release(true) removes the file; the next acquire makes a new one", as
 
 Deno.test("a child that inherited the lock holds it after the parent released it, until it ends", async () => {
   await withLockDir(async (dir) => {
-    const lock = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, dir);
+    const lock = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, { dir });
     const marker = `${dir}/done`;
     // The child leaves a process behind that keeps the inherited descriptor for a while.
     const r = runChild({
@@ -77,9 +86,9 @@ Deno.test("a child that inherited the lock holds it after the parent released it
     });
     assertEquals(r.code, 0);
     lock.release();
-    const e = await assertRejects(() => AttachmentLock.acquire("net", "ctr", "ib1", 100, dir), CniError);
+    const e = await assertRejects(() => AttachmentLock.acquire("net", "ctr", "ib1", 100, { dir }), CniError);
     assertEquals(e.code, TRY_AGAIN_LATER);
-    const later = await AttachmentLock.acquire("net", "ctr", "ib1", 10_000, dir);
+    const later = await AttachmentLock.acquire("net", "ctr", "ib1", 10_000, { dir });
     assert(exists(marker), "acquired only once the process holding the inherited descriptor ended");
     later.release(true);
   });
@@ -90,7 +99,7 @@ Deno.test("a waiter on a file that its holder removes starts over on the current
     // A process holds the lock and removes the file on release, as DEL does, while this one waits.
     const script = `
       import { AttachmentLock } from "${new URL("../../ffi/lock.ts", import.meta.url).href}";
-      const lock = await AttachmentLock.acquire("net", "ctr", "ib1", 1000, ${JSON.stringify(dir)});
+      const lock = await AttachmentLock.acquire("net", "ctr", "ib1", 1000, { dir: ${JSON.stringify(dir)} });
       console.log("held");
       await new Promise((r) => setTimeout(r, 500));
       lock.release(true);
@@ -104,16 +113,50 @@ Deno.test("a waiter on a file that its holder removes starts over on the current
     const first = new TextDecoder().decode((await reader.read()).value);
     assertEquals(first.trim(), "held");
     const path = `${dir}/${await lockFileName("net", "ctr", "ib1")}`;
-    const waiter = await AttachmentLock.acquire("net", "ctr", "ib1", 10_000, dir);
+    const waiter = await AttachmentLock.acquire("net", "ctr", "ib1", 10_000, { dir });
     reader.releaseLock();
     assertEquals((await holder.output()).code, 0);
     try {
       // The waiter holds the file that is at the path now, not the removed one it may have opened first.
       assert(exists(path));
-      const e = await assertRejects(() => AttachmentLock.acquire("net", "ctr", "ib1", 100, dir), CniError);
+      const e = await assertRejects(
+        () => AttachmentLock.acquire("net", "ctr", "ib1", 100, { dir }),
+        CniError,
+      );
       assertEquals(e.code, TRY_AGAIN_LATER, "a third party sees the waiter's lock");
     } finally {
       waiter.release(true);
+    }
+  });
+});
+
+Deno.test("with killHolders, whatever still holds the lock after the wait is killed and the lock taken", async () => {
+  await withLockDir(async (dir) => {
+    const lock = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, { dir });
+    const pidFile = `${dir}/holder`;
+    // Leaves a process behind that would hold the inherited descriptor for ten minutes.
+    runChild({
+      path: "/bin/sh",
+      args: ["-c", `sleep 600 </dev/null >/dev/null 2>&1 & echo $! > ${pidFile}`],
+      env: { PATH: "/usr/bin:/bin" },
+      stdin: new Uint8Array(),
+      timeoutMs: 10_000,
+      inheritFds: [lock.fd],
+    });
+    lock.release();
+    const holder = Number(await Deno.readTextFile(pidFile));
+    assertEquals(processesHolding(lockIdentity(lock.path)), [holder]);
+    let heard: number[] = [];
+    const taken = await AttachmentLock.acquire("net", "ctr", "ib1", 200, {
+      dir,
+      killHolders: true,
+      onKilled: (pids) => heard = pids,
+    });
+    try {
+      assertEquals(heard, [holder]);
+      assertEquals(processesHolding(lockIdentity(lock.path)), []);
+    } finally {
+      taken.release(true);
     }
   });
 });
