@@ -8,8 +8,9 @@
  * not to a process), so DEL waits until it has finished and then releases what it took. The same lock
  * keeps an ADD and a DEL of one attachment from interleaving.
  *
- * Removal without the classic unlink race: only a holder unlinks the file, and whoever acquires a lock
- * checks that its descriptor still is the file at the path (device and inode), else it starts over.
+ * Every run removes the file when it ends, so only a killed run leaves one. Removal without the classic
+ * unlink race: only a holder unlinks the file, and whoever acquires a lock checks that its descriptor
+ * still is the file at the path (device and inode), else it starts over.
  * @module
  */
 
@@ -198,11 +199,13 @@ export class AttachmentLock {
   }
 
   /**
-   * Releases the lock; with `remove`, first unlinks the file (while still holding it, so that no one can
-   * acquire the old file and believe it current). Descendants that inherited the descriptor keep the
-   * lock until they end.
+   * Releases the lock and, unless `remove` is false, first unlinks the file (while still holding it, so
+   * that no one can acquire the old file and believe it current): between runs an attachment needs no
+   * file, and only a run that was killed leaves one, held by what it started, for the next run to wait on.
+   * Descendants that inherited the descriptor keep the old file locked until they end; with `remove` the
+   * caller must have ended them (runChild's killDescendants).
    */
-  release(remove = false): void {
+  release(remove = true): void {
     // A file that cannot be removed costs an inode on tmpfs and nothing else: not worth failing for.
     if (remove) processSyms().unlink(cString(this.path));
     closeFd(this.fd);

@@ -70,8 +70,7 @@ export async function runVerb(inv: Invocation): Promise<unknown> {
     const ctx: Context = { env, conf, driver, log, ipam };
     const verbs = { ADD: cmdAdd, DEL: cmdDel, CHECK: cmdCheck, GC: cmdGc, STATUS: cmdStatus } as const;
     const output = await verbs[env.command as keyof typeof verbs](ctx);
-    // After a successful DEL nothing of the attachment is left, its lock file included.
-    lock?.release(env.command === "DEL");
+    lock?.release();
     lock = null;
     log.info(`${env.command}: done (${(performance.now() - start).toFixed(1)} ms)`);
     return output;

@@ -8,6 +8,8 @@
 import { assert, assertEquals } from "@std/assert";
 import { type PluginRun, runPlugin, startPlugin } from "../helpers/run.ts";
 import { addresses } from "../helpers/net.ts";
+import { exists } from "../helpers/fs.ts";
+import { LOCK_DIR, lockFileName } from "../../ffi/lock.ts";
 import {
   assertIpamGroupGone,
   cniEnv,
@@ -107,6 +109,10 @@ Deno.test(`ADD killed at ${KILL_POINTS} points during a slow IPAM run, then DEL:
       expectSuccess(del, `DEL after ADD killed at ${n}`);
       // DEL has returned: nothing started for this attachment may hold or take a lease any more.
       assertEquals(leasesOf(f, id), [], `lease of ${id} after DEL (ADD killed at point ${n})`);
+      assert(
+        !exists(`${LOCK_DIR}/${await lockFileName("faultnet", id, `k${n}`)}`),
+        `lock file of ${id} left`,
+      );
     });
     await assertIpamProcessesGone(f);
     assertEquals(f.leases.leases(), [], "a lease taken after its DEL returned");

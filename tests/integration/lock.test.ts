@@ -50,19 +50,19 @@ Deno.test("a held lock makes another acquire of the attachment fail with code 11
       assertEquals(e.code, TRY_AGAIN_LATER);
       assertMatch(e.message, /^another operation on this attachment is still running after 0 s$/);
       // Another attachment is not held up.
-      (await AttachmentLock.acquire("net", "ctr", "ib2", 200, { dir })).release(true);
+      (await AttachmentLock.acquire("net", "ctr", "ib2", 200, { dir })).release();
     } finally {
-      held.release();
+      held.release(false);
     }
-    (await AttachmentLock.acquire("net", "ctr", "ib1", 200, { dir })).release(true);
+    (await AttachmentLock.acquire("net", "ctr", "ib1", 200, { dir })).release();
   });
 });
 
-Deno.test("release(true) removes the file; the next acquire makes a new one", async () => {
+Deno.test("release() removes the file, release(false) keeps it; the next acquire makes a new one", async () => {
   await withLockDir(async (dir) => {
     const lock = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, { dir });
     assert(exists(lock.path));
-    lock.release(true);
+    lock.release();
     assert(!exists(lock.path));
     const again = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, { dir });
     assert(exists(again.path));
@@ -85,12 +85,12 @@ Deno.test("a child that inherited the lock holds it after the parent released it
       inheritFds: [lock.fd],
     });
     assertEquals(r.code, 0);
-    lock.release();
+    lock.release(false); // as a killed plugin does: it never gets to remove the file
     const e = await assertRejects(() => AttachmentLock.acquire("net", "ctr", "ib1", 100, { dir }), CniError);
     assertEquals(e.code, TRY_AGAIN_LATER);
     const later = await AttachmentLock.acquire("net", "ctr", "ib1", 10_000, { dir });
     assert(exists(marker), "acquired only once the process holding the inherited descriptor ended");
-    later.release(true);
+    later.release();
   });
 });
 
@@ -102,7 +102,7 @@ Deno.test("a waiter on a file that its holder removes starts over on the current
       const lock = await AttachmentLock.acquire("net", "ctr", "ib1", 1000, { dir: ${JSON.stringify(dir)} });
       console.log("held");
       await new Promise((r) => setTimeout(r, 500));
-      lock.release(true);
+      lock.release();
     `;
     const holder = new Deno.Command(Deno.execPath(), {
       args: ["eval", "--quiet", script],
@@ -125,7 +125,7 @@ Deno.test("a waiter on a file that its holder removes starts over on the current
       );
       assertEquals(e.code, TRY_AGAIN_LATER, "a third party sees the waiter's lock");
     } finally {
-      waiter.release(true);
+      waiter.release();
     }
   });
 });
@@ -143,7 +143,7 @@ Deno.test("with killHolders, whatever still holds the lock after the wait is kil
       timeoutMs: 10_000,
       inheritFds: [lock.fd],
     });
-    lock.release();
+    lock.release(false); // as a killed plugin does
     const holder = Number(await Deno.readTextFile(pidFile));
     assertEquals(processesHolding(lockIdentity(lock.path)), [holder]);
     let heard: number[] = [];
@@ -156,7 +156,7 @@ Deno.test("with killHolders, whatever still holds the lock after the wait is kil
       assertEquals(heard, [holder]);
       assertEquals(processesHolding(lockIdentity(lock.path)), []);
     } finally {
-      taken.release(true);
+      taken.release();
     }
   });
 });

@@ -147,8 +147,8 @@ Deno.test("runChild passes inheritFds under their own numbers and no other descr
     for (const fd of [0, 1, 2, lock.fd]) assert(fds.includes(fd), `descriptor ${fd} missing from ${fds}`);
     assert(!fds.includes(other.fd), `descriptor ${other.fd} (close-on-exec) inherited: ${fds}`);
   } finally {
-    lock.release(true);
-    other.release(true);
+    lock.release();
+    other.release();
     await Deno.remove(dir, { recursive: true });
   }
 });
