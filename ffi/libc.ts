@@ -420,3 +420,41 @@ export function fileIdentity(fd: number): { dev: bigint; ino: bigint } {
   if (control().fstat(fd, st) < 0) throw new SystemError(`fstat fd ${fd}`, errno());
   return { dev: st[0]!, ino: st[1]! };
 }
+
+/**
+ * Bounding an IPAM run (ffi/spawn.ts: output through pipes, descendants) and locking an attachment (ffi/lock.ts):
+ * bound on first use by the verbs that run an IPAM plugin.
+ */
+const PROCESS_SYMBOLS = {
+  /** int pipe2(int pipefd[2], int flags) */
+  pipe2: { parameters: ["buffer", /* int pipefd[2] */ "i32" /* int flags */], result: "i32" },
+  /** ssize_t read(int fd, void *buf, size_t count) */
+  read: {
+    parameters: ["i32", /* int fd */ "buffer", /* void *buf */ "usize" /* size_t count */],
+    result: "isize",
+  },
+  /** int prctl(int option, unsigned long arg2, ...): bound with one argument (PR_SET_CHILD_SUBREAPER) */
+  prctl: { parameters: ["i32", /* int option */ "u64" /* unsigned long arg2 */], result: "i32" },
+  /** int flock(int fd, int operation) */
+  flock: { parameters: ["i32", /* int fd */ "i32" /* int operation */], result: "i32" },
+  /** int fstat(int fd, struct stat *buf) (glibc 2.33+ exports it) */
+  fstat: { parameters: ["i32", /* int fd */ "buffer" /* struct stat *buf */], result: "i32" },
+  /** int open(const char *path, int flags, mode_t mode): with a mode, which openFd does not pass */
+  open: {
+    parameters: ["buffer", /* const char *path */ "i32", /* int flags */ "u32" /* mode_t mode */],
+    result: "i32",
+  },
+  /** int unlink(const char *path) */
+  unlink: { parameters: ["buffer" /* const char *path */], result: "i32" },
+  /** int stat(const char *path, struct stat *buf) (glibc 2.33+ exports it); follows /proc/PID/fd links */
+  stat: { parameters: ["buffer", /* const char *path */ "buffer" /* struct stat *buf */], result: "i32" },
+  /** DIR *opendir(const char *name): for /proc, which Deno's readDir refuses */
+  opendir: { parameters: ["buffer" /* const char *name */], result: "pointer" },
+  /** struct dirent *readdir(DIR *dirp) */
+  readdir: { parameters: ["pointer" /* DIR *dirp */], result: "pointer" },
+  /** int closedir(DIR *dirp) */
+  closedir: { parameters: ["pointer" /* DIR *dirp */], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The symbols of PROCESS_SYMBOLS, bound together on first use. */
+export const processSyms = lazyGroup(LIBC, PROCESS_SYMBOLS, LIBC_HINT);

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { AttachmentLock } from "../ffi/lock.ts";
 import { Netlink } from "../ffi/netlink.ts";
 import {
   closeNetns,
@@ -78,22 +79,48 @@ export async function runVerb(inv: Invocation): Promise<unknown> {
     log.info(`DEL: CNI_IFNAME ${JSON.stringify(env.ifname)} ${unusable}; nothing of ours can exist`);
     return null;
   }
+  let lock: AttachmentLock | null = null;
   try {
     if (conf.ipamType !== null) requireCniPath(env, conf.ipamType);
     validateCniPath(env.path);
+    // One ADD, DEL or CHECK of an attachment at a time, and none while the IPAM plugin of a killed one runs.
+    lock = await lockAttachment(env, conf, log);
     const driver = await inv.loadDriver();
-    const ipam = conf.ipamType === null
-      ? null
-      : new Ipam(conf.ipamType, env.path, inv.environ, inv.stdin, conf.ipamTimeoutSeconds, log);
+    const ipam = conf.ipamType === null ? null : new Ipam(
+      conf.ipamType,
+      env.path,
+      inv.environ,
+      inv.stdin,
+      conf.ipamTimeoutSeconds,
+      log,
+      { inheritFds: lock === null ? [] : [lock.fd] },
+    );
     const ctx: Context = { env, conf, driver, log, ipam };
     const verbs = { ADD: cmdAdd, DEL: cmdDel, CHECK: cmdCheck, GC: cmdGc, STATUS: cmdStatus } as const;
     const output = await verbs[env.command as keyof typeof verbs](ctx);
+    lock?.release();
+    lock = null;
     log.info(`${env.command}: done (${(performance.now() - start).toFixed(1)} ms)`);
     return output;
   } catch (e) {
+    lock?.release();
     log.error(`${env.command}: failed (${(performance.now() - start).toFixed(1)} ms)`, e);
     throw e;
   }
+}
+
+/**
+ * The lock of the attachment for ADD, DEL and CHECK (ffi/lock.ts), waited for at most the IPAM time limit;
+ * DEL, which must be able to finish, then kills whatever still holds it. Null for the verbs that concern
+ * the whole network.
+ */
+function lockAttachment(env: CniEnv, conf: NetConf, log: Logger): Promise<AttachmentLock> | null {
+  if (!["ADD", "DEL", "CHECK"].includes(env.command)) return null;
+  return AttachmentLock.acquire(conf.name, env.containerId, env.ifname, conf.ipamTimeoutSeconds * 1000, {
+    killHolders: env.command === "DEL",
+    onKilled: (pids) =>
+      log.info(`lock: killed ${pids.join(", ")}, still holding it after ${conf.ipamTimeoutSeconds} s`),
+  });
 }
 
 /** Runs `fn` with a netlink socket of the current namespace, always closing it. */

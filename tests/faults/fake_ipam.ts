@@ -64,6 +64,17 @@ export class FakeIpamDir implements AsyncDisposable {
     return pidFile;
   }
 
+  /**
+   * Writes an executable IPAM plugin `name` whose shell body is `body` (run for every verb; `$GO_CNI` names
+   * the directory of the Go plugins); returns its path.
+   */
+  async addScript(name: string, body: string): Promise<string> {
+    const path = `${this.dir}/${name}`;
+    await Deno.writeTextFile(path, `#!/bin/sh\nGO_CNI=${GO_CNI}\n${body}\n`, { mode: 0o755 });
+    await Deno.chmod(path, 0o755);
+    return path;
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }

@@ -7,6 +7,7 @@ import { assert, assertEquals, assertThrows } from "@std/assert";
 import { runChild } from "../../ffi/spawn.ts";
 import { SystemError } from "../../ffi/libc.ts";
 import { assertIpamGroupGone } from "../faults/harness.ts";
+import { AttachmentLock } from "../../ffi/lock.ts";
 
 const decoder = new TextDecoder();
 const SH = "/bin/sh";
@@ -83,4 +84,71 @@ Deno.test("runChild throws SystemError for an executable that does not exist", (
     SystemError,
   ) as SystemError;
   assertEquals(e.errno, 2);
+});
+
+Deno.test("runChild keeps at most the limits of stdout and stderr, reading the rest so the child finishes", () => {
+  const r = runChild({
+    path: SH,
+    args: ["-c", "head -c 10000000 /dev/zero; head -c 3000000 /dev/zero >&2; echo done >&2"],
+    env: { PATH: "/usr/bin:/bin" },
+    stdin: new Uint8Array(),
+    timeoutMs: 30_000,
+    stdoutLimit: 1 << 20,
+    stderrLimit: 1000,
+  });
+  assertEquals(r.code, 0, "the child was not blocked by a full pipe");
+  assertEquals(r.stdout.length, 1 << 20);
+  assertEquals(r.stdoutTruncated, true);
+  assertEquals(r.stderr.length, 1000);
+  assertEquals(r.stderrTruncated, true);
+  const small = runChild({
+    path: SH,
+    args: ["-c", "printf abc"],
+    env: {},
+    stdin: new Uint8Array(),
+    timeoutMs: 10_000,
+  });
+  assertEquals([decoder.decode(small.stdout), small.stdoutTruncated, small.stderrTruncated], [
+    "abc",
+    false,
+    false,
+  ]);
+});
+
+Deno.test("runChild: a child that reopens /dev/stderr is heard, and one leaving a writer behind is not waited for", () => {
+  const r = runChild({
+    path: SH,
+    args: ["-c", "echo to-dev-stderr > /dev/stderr; (sleep 3; echo late) & echo quick"],
+    env: { PATH: "/usr/bin:/bin" },
+    stdin: new Uint8Array(),
+    timeoutMs: 10_000,
+  });
+  assertEquals(decoder.decode(r.stderr), "to-dev-stderr\n");
+  assertEquals(decoder.decode(r.stdout), "quick\n");
+  assertEquals(r.timedOut, false);
+});
+
+Deno.test("runChild passes inheritFds under their own numbers and no other descriptor", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ipoib-spawn-" });
+  const lock = await AttachmentLock.acquire("spawnnet", "ctr", "ib1", 1_000, { dir });
+  const other = await AttachmentLock.acquire("spawnnet", "ctr", "ib2", 1_000, { dir });
+  try {
+    const r = runChild({
+      path: SH,
+      args: ["-c", `ls /proc/$$/fd | sort -n | tr '\\n' ' '`],
+      env: { PATH: "/usr/bin:/bin" },
+      stdin: new Uint8Array(),
+      timeoutMs: 10_000,
+      inheritFds: [lock.fd],
+    });
+    // The shell's own descriptors (sh lists its own, /proc/$$): 0-2, the inherited one, and any the shell
+    // opens for itself (dash keeps one at 10), never the other lock.
+    const fds = decoder.decode(r.stdout).trim().split(" ").map(Number);
+    for (const fd of [0, 1, 2, lock.fd]) assert(fds.includes(fd), `descriptor ${fd} missing from ${fds}`);
+    assert(!fds.includes(other.fd), `descriptor ${other.fd} (close-on-exec) inherited: ${fds}`);
+  } finally {
+    lock.release();
+    other.release();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

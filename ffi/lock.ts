@@ -1,0 +1,213 @@
+/**
+ * A lock per attachment (network name, container id, ifname): a file under /run/ipoib-cni/locks held with
+ * flock(2) by ADD, DEL and CHECK for their whole run, and inherited by the IPAM plugin they start.
+ *
+ * Why: a runtime that kills ADD (SIGKILL on a timeout) leaves the IPAM plugin running, since it is
+ * another process; if the runtime's DEL then released before that orphan allocated, the lease would stay
+ * forever. The orphan holds the lock through its inherited descriptor (a flock belongs to the open file,
+ * not to a process), so DEL waits until it has finished and then releases what it took. The same lock
+ * keeps an ADD and a DEL of one attachment from interleaving.
+ *
+ * Every run removes the file when it ends, so only a killed run leaves one. Removal without the classic
+ * unlink race: only a holder unlinks the file, and whoever acquires a lock checks that its descriptor
+ * still is the file at the path (device and inode), else it starts over.
+ * @module
+ */
+
+import { CniError, ErrorCode } from "../lib/errors.ts";
+import { closeFd, cString, Errno, errno, processSyms, spawnSyms, SystemError } from "./libc.ts";
+
+/** Where the lock files live: tmpfs, so a reboot (which ends every attachment's processes) clears them. */
+export const LOCK_DIR = "/run/ipoib-cni/locks";
+
+const O_RDWR = 2;
+const O_CREAT = 0o100;
+const O_NOFOLLOW = 0o400000;
+const O_CLOEXEC = 0o2000000;
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const EWOULDBLOCK = 11;
+/** How often a waiter tries again: flock(2) itself has no time limit. */
+const RETRY_MS = 5;
+/** After killing the holders of a lock, how long to wait for them to be gone. */
+const KILL_GRACE_MS = 5_000;
+const SIGKILL = 9;
+/** glibc's struct dirent on 64-bit Linux: d_name follows d_ino (8), d_off (8), d_reclen (2), d_type (1). */
+const DIRENT_NAME_OFFSET = 19;
+/** struct stat is 144 bytes on x86_64 and 128 on aarch64; st_dev and st_ino are its first two u64s on both. */
+const STAT_BYTES = 256;
+
+/** The file name of an attachment's lock: a hash, so no id or name can form a path. */
+export async function lockFileName(network: string, containerId: string, ifname: string): Promise<string> {
+  const key = new TextEncoder().encode(`${network}\0${containerId}\0${ifname}`);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", key));
+  return `${Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("")}.lock`;
+}
+
+function sleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** [st_dev, st_ino] of an open descriptor. */
+function identity(fd: number): [bigint, bigint] {
+  const buf = new BigUint64Array(STAT_BYTES / 8);
+  if (processSyms().fstat(fd, buf) < 0) throw new SystemError("fstat lock file", errno());
+  return [buf[0]!, buf[1]!];
+}
+
+/** [st_dev, st_ino] of the file at `path` (not following a symlink), or null when there is none. */
+function identityAt(path: string): [bigint, bigint] | null {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  return [BigInt(info.dev), BigInt(info.ino ?? -1)];
+}
+
+/** flock(LOCK_EX) on `fd`, retried every RETRY_MS until `deadline`; false when the time ran out. */
+function waitForLock(fd: number, path: string, deadline: number): boolean {
+  const s = processSyms();
+  while (s.flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    const e = errno();
+    if (e !== EWOULDBLOCK && e !== Errno.EINTR) throw new SystemError(`flock ${path}`, e);
+    if (performance.now() >= deadline) return false;
+    sleep(RETRY_MS);
+  }
+  return true;
+}
+
+/** The names in directory `path` (without . and ..); [] when it cannot be read (e.g. a process that ended). */
+function listDir(path: string): string[] {
+  const s = processSyms();
+  const dir = s.opendir(cString(path));
+  if (dir === null) return [];
+  const names: string[] = [];
+  try {
+    for (let entry = s.readdir(dir); entry !== null; entry = s.readdir(dir)) {
+      const name = Deno.UnsafePointerView.getCString(entry, DIRENT_NAME_OFFSET);
+      if (name !== "." && name !== "..") names.push(name);
+    }
+  } finally {
+    s.closedir(dir);
+  }
+  return names;
+}
+
+/** [st_dev, st_ino] of what `path` leads to (following /proc/PID/fd links), or null. */
+function identityFollowing(path: string): [bigint, bigint] | null {
+  const buf = new BigUint64Array(STAT_BYTES / 8);
+  return processSyms().stat(cString(path), buf) < 0 ? null : [buf[0]!, buf[1]!];
+}
+
+/**
+ * The processes other than this one with a descriptor open on the file `id` ([st_dev, st_ino]), from
+ * /proc/PID/fd: the holders of a lock, and whoever inherited it.
+ */
+export function processesHolding(id: [bigint, bigint]): number[] {
+  const found: number[] = [];
+  for (const name of listDir("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === Deno.pid) continue;
+    for (const fd of listDir(`/proc/${name}/fd`)) {
+      const target = identityFollowing(`/proc/${name}/fd/${fd}`);
+      if (target !== null && target[0] === id[0] && target[1] === id[1]) {
+        found.push(Number(name));
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+function stillHeld(path: string, waitMs: number, killed: number[]): CniError {
+  return new CniError(
+    ErrorCode.TryAgainLater,
+    `another operation on this attachment is still running after ${Math.round(waitMs / 1000)} s`,
+    `lock ${path} is held by an ADD, DEL or CHECK of the same container and interface, or by the IPAM ` +
+      `plugin of one that was killed` +
+      (killed.length > 0 ? `; killed ${killed.join(", ")}, still held` : "") +
+      "; retry later",
+  );
+}
+
+/** A held attachment lock. `fd` is the descriptor an IPAM child must inherit to hold it too. */
+export class AttachmentLock {
+  readonly path: string;
+  readonly fd: number;
+
+  private constructor(path: string, fd: number) {
+    this.path = path;
+    this.fd = fd;
+  }
+
+  /**
+   * Takes the lock of the attachment, waiting up to `waitMs` while another run (or the IPAM plugin of
+   * a killed one) holds it. With `killHolders` (DEL), every process still holding it after `waitMs` is
+   * killed with SIGKILL and the lock taken once they are gone; `onKilled` hears their pids. `dir`: the
+   * lock directory (LOCK_DIR; tests use their own).
+   * @throws CniError code 11 (try again later) when it is still held after `waitMs` (and, with
+   *   `killHolders`, 5 s after the kill); code 5 when the lock directory or file cannot be created.
+   */
+  static async acquire(
+    network: string,
+    containerId: string,
+    ifname: string,
+    waitMs: number,
+    { dir = LOCK_DIR, killHolders = false, onKilled }: {
+      dir?: string;
+      killHolders?: boolean;
+      onKilled?: (pids: number[]) => void;
+    } = {},
+  ): Promise<AttachmentLock> {
+    const path = `${dir}/${await lockFileName(network, containerId, ifname)}`;
+    try {
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw new CniError(ErrorCode.IoFailure, `cannot create the lock directory ${dir}`, String(e), {
+        cause: e,
+      });
+    }
+    const deadline = performance.now() + waitMs;
+    const s = processSyms();
+    for (;;) {
+      const fd = s.open(cString(path), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600);
+      if (fd < 0) throw new SystemError(`open lock file ${path}`, errno());
+      try {
+        if (!waitForLock(fd, path, deadline)) {
+          if (!killHolders) throw stillHeld(path, waitMs, []);
+          // Whoever holds it now has outlived the time any run of this attachment may take: most likely the
+          // IPAM plugin of a killed ADD that hangs. DEL must be able to finish, so they go.
+          const killed = processesHolding(identity(fd));
+          for (const pid of killed) spawnSyms().kill(pid, SIGKILL);
+          if (!waitForLock(fd, path, performance.now() + KILL_GRACE_MS)) {
+            throw stillHeld(path, waitMs, killed);
+          }
+          onKilled?.(killed);
+        }
+        // The holder before us may have removed the file: then this lock guards nothing, start over.
+        const now = identityAt(path);
+        const mine = identity(fd);
+        if (now !== null && now[0] === mine[0] && now[1] === mine[1]) return new AttachmentLock(path, fd);
+      } catch (e) {
+        closeFd(fd);
+        throw e;
+      }
+      closeFd(fd);
+    }
+  }
+
+  /**
+   * Releases the lock and, unless `remove` is false, first unlinks the file (while still holding it, so
+   * that no one can acquire the old file and believe it current): between runs an attachment needs no
+   * file, and only a run that was killed leaves one, held by what it started, for the next run to wait on.
+   * Descendants that inherited the descriptor keep the old file locked until they end; with `remove` the
+   * caller must have ended them (runChild's killDescendants).
+   */
+  release(remove = true): void {
+    // A file that cannot be removed costs an inode on tmpfs and nothing else: not worth failing for.
+    if (remove) processSyms().unlink(cString(this.path));
+    closeFd(this.fd);
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * Delegation to the IPAM plugin as the CNI spec describes it, against IPAM plugins that wrap the real
+ * host-local: its stderr reaches ours on every verb (bounded), a version-downgrade retry sends the original
+ * bytes with only cniVersion changed, a DEL that exits 0 succeeded whatever it printed, output of any size
+ * is bounded, and the time limit kills every process the IPAM plugin started, wherever it went.
+ */
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { runPlugin } from "../helpers/run.ts";
+import { exists } from "../helpers/fs.ts";
+import {
+  assertAddFailsCleanly,
+  assertDelSucceeds,
+  assertNothingLeft,
+  cniEnv,
+  FAULTY,
+  hostLocal,
+  type Json,
+  netConf,
+  withFixture,
+} from "./harness.ts";
+
+const IPAM_FAILURE = 101;
+
+/** The state letter of process `pid` as ps(1) shows it, or null when there is none (reaped). */
+async function processState(pid: number): Promise<string | null> {
+  const out = await new Deno.Command("ps", { args: ["-o", "stat=", "-p", String(pid)], stdout: "piped" })
+    .output();
+  const state = new TextDecoder().decode(out.stdout).trim();
+  return state === "" ? null : state;
+}
+
+/** Waits (bounded) until process `pid` is gone (or a zombie); kills it and fails when it still runs. */
+async function assertProcessGone(pid: number, limitMs = 10_000): Promise<void> {
+  const deadline = performance.now() + limitMs;
+  let state = await processState(pid);
+  while (state !== null && !state.startsWith("Z") && performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+    state = await processState(pid);
+  }
+  if (state === null || state.startsWith("Z")) return;
+  try {
+    Deno.kill(pid, "SIGKILL");
+  } catch { /* gone meanwhile */ }
+  throw new Error(`process ${pid} started by the IPAM plugin is still running (state ${state})`);
+}
+
+Deno.test("the IPAM plugin's stderr is passed on to the plugin's stderr on ADD, CHECK and DEL", async () => {
+  await withFixture(async (f) => {
+    await f.ipams.addScript(
+      "chatty-ipam",
+      'echo "chatty-ipam says hello on $CNI_COMMAND" >&2\nexec $GO_CNI/host-local',
+    );
+    const c = netConf(f, hostLocal(f, "10.124.0.0/24", {}, "chatty-ipam"));
+    const add = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
+    assertEquals(add.code, 0, add.stdout + add.stderr);
+    assertStringIncludes(add.stderr, "chatty-ipam says hello on ADD\n");
+    const check = await runPlugin(FAULTY, cniEnv(f, "CHECK"), JSON.stringify({ ...c, prevResult: add.json }));
+    assertEquals(check.code, 0, check.stdout + check.stderr);
+    assertStringIncludes(check.stderr, "chatty-ipam says hello on CHECK\n");
+    const del = await runPlugin(FAULTY, cniEnv(f, "DEL"), JSON.stringify(c));
+    assertEquals(del.code, 0, del.stdout + del.stderr);
+    assertStringIncludes(del.stderr, "chatty-ipam says hello on DEL\n");
+  });
+});
+
+Deno.test("a version-downgrade retry sends the IPAM plugin the original bytes with only cniVersion changed", async () => {
+  await withFixture(async (f) => {
+    const record = `${f.scratch}/record`;
+    await Deno.mkdir(record);
+    // Knows CNI up to 0.4.0, refuses 1.0.0 with code 1 as libcni-based plugins do, records every input.
+    await f.ipams.addScript(
+      "old-ipam",
+      `if [ "$CNI_COMMAND" = VERSION ]; then
+  echo '{"cniVersion":"0.4.0","supportedVersions":["0.3.0","0.3.1","0.4.0"]}'; exit 0
+fi
+in="$RECORD/$CNI_COMMAND.$$"; cat > "$in"
+if grep -q '"1\\.0\\.0"' "$in"; then
+  echo '{"cniVersion":"0.4.0","code":1,"msg":"incompatible CNI versions","details":"config is 1.0.0"}'; exit 1
+fi
+exec $GO_CNI/host-local < "$in"`,
+    );
+    // Written by hand: numbers that JSON.parse cannot carry exactly, spacing, an escape, a nested cniVersion.
+    const text = `{ "cniVersion" : "1.0.0", "name": "faultnet", "type": "ipoib", "master": "${f.master.name}",
+  "ipam": {"type": "old-ipam", "dataDir": "${f.leases.dir}", "ranges": [[{"subnet": "10.124.1.0/24"}]],
+    "big": 12345678901234567890, "ratio": 1.0, "tiny": 1e-400, "text": "caf\\u00e9",
+    "nested": {"cniVersion": "1.0.0x"}}}`;
+    const expected = text.replace('"cniVersion" : "1.0.0"', '"cniVersion" : "0.4.0"');
+    const env = { RECORD: record };
+
+    const add = await runPlugin(FAULTY, cniEnv(f, "ADD", env), text);
+    assertEquals(add.code, 0, add.stdout + add.stderr);
+    assertEquals((add.json as Json).cniVersion, "1.0.0", "the result is in the config's version");
+    const del = await runPlugin(FAULTY, cniEnv(f, "DEL", env), text);
+    assertEquals(del.code, 0, del.stdout + del.stderr);
+
+    for (const verb of ["ADD", "DEL"]) {
+      const inputs = [...Deno.readDirSync(record)].filter((e) => e.name.startsWith(`${verb}.`))
+        .map((e) => Deno.readTextFileSync(`${record}/${e.name}`)).sort();
+      assertEquals(
+        inputs,
+        [expected, text].sort(),
+        `${verb}: the first try as sent, the retry as sent but 0.4.0`,
+      );
+    }
+    await assertNothingLeft(f);
+  });
+});
+
+Deno.test("an IPAM DEL that exits 0 succeeded whatever it printed on stdout", async () => {
+  await withFixture(async (f) => {
+    await f.ipams.addScript(
+      "wordy-ipam",
+      `if [ "$CNI_COMMAND" = DEL ]; then $GO_CNI/host-local || exit; echo released; exit 0; fi
+exec $GO_CNI/host-local`,
+    );
+    const c = netConf(f, hostLocal(f, "10.124.2.0/24", {}, "wordy-ipam"));
+    const add = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
+    assertEquals(add.code, 0, add.stdout + add.stderr);
+    assertEquals(f.leases.leases().length, 1);
+    await assertDelSucceeds(f, c);
+    await assertNothingLeft(f);
+  });
+});
+
+Deno.test("540 MB on the IPAM plugin's stderr: ADD succeeds, stderr passed on truncated at 64 KiB", async () => {
+  await withFixture(async (f) => {
+    await f.ipams.addScript(
+      "loud-ipam",
+      "head -c 540000000 /dev/zero | tr '\\0' e >&2\nexec $GO_CNI/host-local",
+    );
+    const c = netConf(f, hostLocal(f, "10.124.3.0/24", {}, "loud-ipam"));
+    const add = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
+    assertEquals(add.code, 0, add.stdout + add.stderr.slice(-500));
+    assert(add.stderr.length < 70 * 1024, `stderr of ${add.stderr.length} bytes`);
+    assertStringIncludes(add.stderr, "e".repeat(60 * 1024));
+    assertStringIncludes(add.stderr, `\nipoib: IPAM plugin "loud-ipam" stderr truncated after 64 KiB\n`);
+    await assertDelSucceeds(f, c);
+  });
+});
+
+Deno.test("540 MB on the IPAM plugin's stdout: code 101 saying so, lease released", async () => {
+  await withFixture(async (f) => {
+    await f.ipams.addScript(
+      "flood-ipam",
+      `[ "$CNI_COMMAND" = ADD ] || exec $GO_CNI/host-local
+$GO_CNI/host-local > /dev/null || exit
+head -c 540000000 /dev/zero | tr '\\0' '{'`,
+    );
+    const c = netConf(f, hostLocal(f, "10.124.4.0/24", {}, "flood-ipam"));
+    const e = await assertAddFailsCleanly(
+      f,
+      c,
+      IPAM_FAILURE,
+      /^IPAM plugin "flood-ipam" ADD printed more than 4 MiB on stdout$/,
+    );
+    assertMatch(e.details as string, /^exited with code 0; begins: \{\{\{/);
+  });
+});
+
+for (const keepsStdout of [false, true]) {
+  Deno.test(`the IPAM time limit kills a descendant that left for its own session${keepsStdout ? " holding stdout" : ""}`, async () => {
+    await withFixture(async (f) => {
+      const escaped = `${f.scratch}/escaped`;
+      const redirect = keepsStdout ? "" : "</dev/null >/dev/null 2>&1";
+      await f.ipams.addScript(
+        "escaping-ipam",
+        `[ "$CNI_COMMAND" = ADD ] || exec $GO_CNI/host-local
+setsid sh -c 'echo $$ > "$FAULT_DIR/escaped.tmp"; mv "$FAULT_DIR/escaped.tmp" "$FAULT_DIR/escaped"; exec sleep 600' ${redirect} &
+while [ ! -e "$FAULT_DIR/escaped" ]; do sleep 0.01; done
+exec sleep 600`,
+      );
+      const c = netConf(f, hostLocal(f, "10.124.5.0/24", {}, "escaping-ipam"), { ipamTimeout: 1 });
+      try {
+        await assertAddFailsCleanly(
+          f,
+          c,
+          IPAM_FAILURE,
+          /^IPAM plugin "escaping-ipam" ADD did not finish within 1 s and was killed$/,
+          { FAULT_DIR: f.scratch },
+        );
+        const pid = Number(await Deno.readTextFile(escaped));
+        assert(pid > 1);
+        await assertProcessGone(pid);
+      } finally {
+        if (exists(escaped)) {
+          try {
+            Deno.kill(Number(await Deno.readTextFile(escaped)), "SIGKILL");
+          } catch { /* killed by the plugin, as it should be */ }
+        }
+      }
+    });
+  });
+}
