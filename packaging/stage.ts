@@ -23,7 +23,7 @@ export interface Stamp {
 export const BUILD_INFO_PATH = "lib/build_info.ts";
 
 /** Directories whose files must never end up in an executable. */
-const FORBIDDEN_PREFIXES = ["tests/", ".tools/", "build/", "bench/"];
+const FORBIDDEN_PREFIXES = ["tests/", ".tools/", "build/", "bench/", "demo/", "support/"];
 
 /**
  * Returns `source` (the text of lib/build_info.ts) with each non-empty stamp value replacing the string of its
