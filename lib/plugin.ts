@@ -5,7 +5,7 @@
  */
 
 import { Errno, openErrno } from "../ffi/libc.ts";
-import { type LinkInfo, Netlink, NetlinkError } from "../ffi/netlink.ts";
+import { type LinkInfo, Netlink } from "../ffi/netlink.ts";
 import { Netns, NetnsError, sameNetns, writeSysctl } from "../ffi/netns.ts";
 import { type NetConf, parseNetConf } from "./config.ts";
 import type { ChildSpec, LinkDriver } from "./driver.ts";
@@ -116,15 +116,6 @@ function deleteLinkNamed(nl: Netlink, name: string): boolean {
   return link !== null;
 }
 
-/** Deletes link `index` in the socket's namespace; one already gone (ENODEV) is done. */
-function deleteLinkIfPresent(nl: Netlink, index: number): void {
-  try {
-    nl.deleteLink(index);
-  } catch (e) {
-    if (!(e instanceof NetlinkError && e.errno === Errno.ENODEV)) throw e;
-  }
-}
-
 /** Finds the link `name` that a step has just made or moved; its absence is a kernel failure. */
 function requireLink(nl: Netlink, name: string, what: string): LinkInfo {
   const link = nl.getLink(name);
@@ -141,6 +132,28 @@ function deferCleanup(undo: AsyncDisposableStack, log: Logger, what: string, fn:
     try {
       await log.stepAsync(`cleanup: ${what}`, async () => await fn());
     } catch { /* logged by stepAsync */ }
+  });
+}
+
+/**
+ * Defers deleting link `index` through `nl` (a socket of the `where` namespace) if it is still there
+ * then, under whatever name it has by then: a link that has moved on, or is gone, is not this undo's.
+ * Never throws, as {@link deferCleanup}.
+ */
+function deferDeleteLink(
+  undo: AsyncDisposableStack,
+  log: Logger,
+  nl: Netlink,
+  index: number,
+  where: "host" | "pod",
+): void {
+  undo.defer(() => {
+    try {
+      const link = nl.getLink(index);
+      if (link !== null) {
+        log.step(`cleanup: delete link ${link.name} in the ${where}`, () => nl.deleteLink(index));
+      }
+    } catch { /* logged by step, or a lookup failure nothing can act on */ }
   });
 }
 
@@ -189,16 +202,11 @@ async function cmdAdd(ctx: Context): Promise<unknown> {
     driver.createChild(host, tmpName, master, spec);
     return requireLink(host, tmpName, "create");
   });
-  deferCleanup(undo, log, `delete link ${tmpName} in the host`, () => deleteLinkNamed(host, tmpName));
+  deferDeleteLink(undo, log, host, created.index, "host");
 
   log.step("move to netns", () => host.moveToNetns(created.index, pod.fd));
   const child = requireLink(podNl, tmpName, "move"); // its index may differ in the pod
-  deferCleanup(
-    undo,
-    log,
-    `delete link ${child.index} in the pod`,
-    () => deleteLinkIfPresent(podNl, child.index),
-  );
+  deferDeleteLink(undo, log, podNl, child.index, "pod");
 
   const iface = log.step(
     "configure link",
