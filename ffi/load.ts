@@ -69,7 +69,7 @@ function dlerrorText(what: string): string {
   return p ? Deno.UnsafePointerView.getCString(p) : what;
 }
 
-/** The handle of the candidate that loaded, per soname, so later symbol groups skip the failed lookups. */
+/** The handle of the candidate that loaded, per soname, so later symbols skip the failed lookups. */
 const handles = new Map<string, Deno.PointerObject>();
 
 /** `symbols` bound from the library `handle`; throws the loader's message when one is missing. */

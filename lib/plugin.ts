@@ -229,8 +229,8 @@ async function cmdAdd(ctx: Context): Promise<unknown> {
   }
   log.step("verify netns", () => requireSameNetns(pod, env.netns));
 
-  undo.move(); // success: keep the child and the lease
-  return formatResult(
+  // Formatting can still refuse (a result without addresses has no 0.1.0 form): before the undo is dropped.
+  const output = formatResult(
     {
       interfaces: [{ name: env.ifname, mac: iface.hwaddr, mtu: iface.mtu, sandbox: env.netns }],
       ips: result.ips.map((ip) => ({ ...ip, interface: 0 })),
@@ -239,6 +239,8 @@ async function cmdAdd(ctx: Context): Promise<unknown> {
     },
     conf.cniVersion,
   );
+  undo.move(); // success: keep the child and the lease
+  return output;
 }
 
 /**
