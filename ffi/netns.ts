@@ -224,7 +224,8 @@ export function currentNetns(): string {
 /** The /proc/sys path of a sysctl key, refusing keys that would leave /proc/sys. */
 export function procSysPath(key: string): string {
   if (key.startsWith("/") || key.split("/").some((p) => p === "" || p === "." || p === "..")) {
-    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid sysctl key "${key}"`);
+    // Keys are built by lib/ from names it has validated: one that leaves /proc/sys is a caller's bug.
+    throw new CniError(ErrorCode.Internal, `invalid sysctl key "${key}"`);
   }
   return `/proc/sys/${key}`;
 }
@@ -241,7 +242,8 @@ export function writeSysctl(key: string, value: string): void {
  */
 export function readSysfsNet(ifname: string, attr: string): string | null {
   if (!/^[^/\s]{1,15}$/.test(ifname) || ifname === "." || ifname === ".." || !/^[\w.-]+$/.test(attr)) {
-    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid interface attribute "${ifname}/${attr}"`);
+    // Called with the name of a link the kernel reported: anything else is a caller's bug.
+    throw new CniError(ErrorCode.Internal, `invalid interface attribute "${ifname}/${attr}"`);
   }
   return readTextFile(`/sys/class/net/${ifname}/${attr}`)?.trim() ?? null;
 }
