@@ -14,8 +14,8 @@ PLUGIN_FLAGS := --no-prompt --allow-env --allow-read --allow-ffi --allow-write
 # Integration tests create namespaces and links and run the plugin and Go plugins as processes.
 INTEGRATION_FLAGS := --allow-env --allow-read --allow-write=/tmp,/run/netns --allow-run --allow-ffi
 
-.PHONY: setup deno-install debian-packages demo test test-unit test-integration lint fmt fmt-check check demo \
-  test-faults test-fuzz test-concurrency test-soak
+.PHONY: setup deno-install debian-packages demo test test-unit test-integration test-hardware lint fmt fmt-check \
+  check test-faults test-fuzz test-concurrency test-soak
 
 setup: deno-install debian-packages
 	@$(DENO) install --quiet --frozen >/dev/null
@@ -67,8 +67,8 @@ test-fuzz:
 test-concurrency:
 	$(DENO) test $(ROBUSTNESS_FLAGS) tests/soak/concurrency.test.ts
 
-# 1,000 ADD/DEL cycles with leak and peak-RSS figures (about 3 minutes; SOAK_CYCLES=n). Not part of `test`:
-# CI runs it after `make test`. GNU time measures each run's peak RSS.
+# 1,000 ADD/DEL cycles with leak and peak-RSS figures (about 3 minutes; SOAK_CYCLES=n), the last step of
+# `make test`. GNU time measures each run's peak RSS.
 test-soak: setup
 	@$(MAKE) --no-print-directory debian-packages DEBIAN_PACKAGES="time"
 	$(DENO) test $(ROBUSTNESS_FLAGS) tests/soak/soak.test.ts
@@ -111,7 +111,7 @@ INSTALLER_FLAGS := --no-prompt --allow-read --allow-write
 COMPILE_FLAGS = --frozen --exclude-unused-npm --target $(DENO_TARGET)
 # The executable of the pinned Deno (npm may link it through a wrapper): the build helpers may run it, nothing else.
 DENO_REAL = $(shell "$(DENO)" eval --no-config 'console.log(Deno.execPath())')
-# Stamped into the staged lib/build_info.ts; empty keeps the source default. Override on the command line.
+# Stamped into the staged lib/build_info.json; empty keeps the source default. Override on the command line.
 VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | sed 's/^v//')
 COMMIT ?= $(shell git describe --always --dirty --abbrev=12 --exclude='*' 2>/dev/null)
 DATE ?= $(shell date -u $${SOURCE_DATE_EPOCH:+-d @$$SOURCE_DATE_EPOCH} +%Y-%m-%dT%H:%M:%SZ)
@@ -187,6 +187,10 @@ image-check: arch-check
 	@$(DOCKER) buildx version >/dev/null 2>&1 || { echo "make image: needs docker buildx (BuildKit): the" \
 	  "Dockerfile relies on BuildKit's BUILDPLATFORM/TARGETARCH, which the legacy builder does not set" >&2; exit 1; }
 
+# What every image build passes: the Dockerfile and the build stamp.
+IMAGE_BUILD_ARGS = -f $(DOCKERFILE) --build-arg VERSION="$(VERSION)" --build-arg COMMIT="$(COMMIT)" \
+  --build-arg DATE="$(DATE)"
+
 # Builds for ARCH on any host: the build stage runs natively and cross-compiles, the runtime stage only
 # copies files, so no emulation is needed. A DENORT_BIN given here is checked, then lent to the build stage
 # through the build context as $(IMAGE_DENORT_DIR)/denort-<target> and removed afterwards, so no stale runtime
@@ -199,16 +203,14 @@ image: image-check
 	  mkdir -p "$(IMAGE_DENORT_DIR)"; cp "$(DENORT_BIN)" "$$lent"; \
 	fi; \
 	set -x; \
-	$(DOCKER) buildx build --load --platform linux/$(ARCH) \
-	  -f $(DOCKERFILE) --build-arg VERSION="$(VERSION)" --build-arg COMMIT="$(COMMIT)" \
-	  --build-arg DATE="$(DATE)" -t $(IMAGE):$(IMAGE_TAG)$(if $(filter $(ARCH),$(HOST_ARCH)),,-$(ARCH)) .
+	$(DOCKER) buildx build --load --platform linux/$(ARCH) $(IMAGE_BUILD_ARGS) \
+	  -t $(IMAGE):$(IMAGE_TAG)$(if $(filter $(ARCH),$(HOST_ARCH)),,-$(ARCH)) .
 
 # One multi-arch image (amd64 + arm64) pushed to a registry: what the DaemonSet wants on mixed clusters.
 # Offline, place denort for both targets in $(IMAGE_DENORT_DIR)/denort-<target> beforehand.
 image-multiarch:
 	@$(MAKE) --no-print-directory image-check ARCH=amd64
-	$(DOCKER) buildx build --platform linux/amd64,linux/arm64 -f $(DOCKERFILE) --build-arg VERSION="$(VERSION)" \
-	  --build-arg COMMIT="$(COMMIT)" --build-arg DATE="$(DATE)" -t $(IMAGE):$(IMAGE_TAG) --push .
+	$(DOCKER) buildx build --platform linux/amd64,linux/arm64 $(IMAGE_BUILD_ARGS) -t $(IMAGE):$(IMAGE_TAG) --push .
 
 # Packaging tests: installer, build and image guards, manifests; compiled executables when DENORT_BIN is set.
 test-package:

@@ -12,8 +12,8 @@
  * @module
  */
 
-import { TestLeases, TestMaster } from "../tests/helpers/net.ts";
-import { PLUGIN_FLAGS, ROOT } from "../tests/helpers/run.ts";
+import { TestLeases, TestMaster } from "../support/net.ts";
+import { PLUGIN_FLAGS, ROOT } from "../support/run.ts";
 import { Cleanup, makePods, makeUnrelatedLinks, measureMove } from "./fixtures.ts";
 import { type Series, svgChart, writePng } from "./plot.ts";
 import { haveGnuTime, type Invocation, run, runRss, runWithCpu } from "./proc.ts";

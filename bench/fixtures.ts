@@ -6,8 +6,8 @@
  */
 
 import { Netlink } from "../ffi/netlink.ts";
-import { closeNetns, openNetns, withNetns } from "../ffi/netns.ts";
-import { sh, shQuiet, suffix } from "../tests/helpers/net.ts";
+import { Netns } from "../ffi/netns.ts";
+import { run, sh, shQuiet, suffix } from "../support/net.ts";
 
 /** Undo actions run last-in first-out; idempotent, and wired to SIGINT/SIGTERM while it lives. */
 export class Cleanup implements AsyncDisposable {
@@ -107,28 +107,22 @@ export async function makeUnrelatedLinks(cleanup: Cleanup, count: number): Promi
  */
 export function measureMove(master: string, podPath: string): number {
   const name = `bmv${suffix(8)}`;
-  const nsFd = openNetns(podPath);
+  using pod = Netns.open(podPath);
+  using host = Netlink.open();
+  run("ip", "link", "add", name, "link", master, "type", "macvlan", "mode", "bridge");
+  const link = host.getLink(name)!;
+  const start = performance.now();
   try {
-    using host = Netlink.open();
-    const parent = host.getLink(master);
-    if (parent === null) throw new Error(`master ${master} not found`);
-    host.createMacvlan({ name, parentIndex: parent.index, mode: "bridge" });
-    const link = host.getLink(name)!;
-    const start = performance.now();
-    try {
-      host.moveToNetns(link.index, nsFd);
-    } catch (e) {
-      host.deleteLink(link.index);
-      throw e;
-    }
-    const ms = performance.now() - start;
-    withNetns(nsFd, () => {
-      using pod = Netlink.open();
-      const moved = pod.getLink(name);
-      if (moved !== null) pod.deleteLink(moved.index);
-    });
-    return ms;
-  } finally {
-    closeNetns(nsFd);
+    host.moveToNetns(link.index, pod.fd);
+  } catch (e) {
+    host.deleteLink(link.index);
+    throw e;
   }
+  const ms = performance.now() - start;
+  pod.run(() => {
+    using nl = Netlink.open();
+    const moved = nl.getLink(name);
+    if (moved !== null) nl.deleteLink(moved.index);
+  });
+  return ms;
 }

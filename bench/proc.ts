@@ -1,5 +1,5 @@
 /**
- * Running one measured process the way a container runtime runs a CNI plugin (tests/helpers/run.ts:
+ * Running one measured process the way a container runtime runs a CNI plugin (support/run.ts:
  * CNI_* environment only, the config on stdin, wall time from spawn to exit), and measuring its peak
  * RSS from the OS through GNU time (`%M`: the largest resident set of the process and of the children
  * it waited for). RSS is taken in separate runs so that the wrapper never adds to a wall time. CPU time
@@ -8,7 +8,7 @@
  * @module
  */
 
-import { type PluginRun, runPlugin } from "../tests/helpers/run.ts";
+import { type PluginRun, runPlugin } from "../support/run.ts";
 
 /** A command line, the environment it runs with (nothing else of the bench's is passed on), its stdin. */
 export interface Invocation {

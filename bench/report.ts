@@ -4,7 +4,7 @@
  * @module
  */
 
-import { PLUGIN_FLAGS, ROOT } from "../tests/helpers/run.ts";
+import { PLUGIN_FLAGS, ROOT } from "../support/run.ts";
 import { round } from "./stats.ts";
 
 /** One measured plugin: how it is run and the `type` its config names. */

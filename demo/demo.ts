@@ -5,8 +5,8 @@
  * @module
  */
 
-import { links, sh, suffix, TestLeases, TestMaster, TestNetns } from "../tests/helpers/net.ts";
-import { pluginCommand, runPlugin } from "../tests/helpers/run.ts";
+import { links, sh, suffix, TestLeases, TestMaster, TestNetns } from "../support/net.ts";
+import { pluginCommand, runPlugin } from "../support/run.ts";
 
 /** The embedded default network configuration; `master` and `dataDir` are filled in per run. */
 function defaultConfig(master: string, dataDir: string) {

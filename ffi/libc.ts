@@ -8,7 +8,7 @@
  */
 
 import { CniError, ErrorCode } from "../lib/errors.ts";
-import { lazyGroup, pick } from "./load.ts";
+import { lazyLibrary } from "./load.ts";
 
 const LIBC = "libc.so.6";
 const LIBC_HINT = "the C library (glibc) is part of every supported distribution; is this a musl system?";
@@ -20,8 +20,6 @@ const LIBC_SYMBOLS = {
     parameters: ["buffer", /* const char *path */ "i32", /* int flags */ "u32" /* mode_t mode */],
     result: "i32",
   },
-  /** int fstat(int fd, struct stat *buf): exported by glibc since 2.33 */
-  fstat: { parameters: ["i32", /* int fd */ "buffer" /* struct stat *buf */], result: "i32" },
   /** int close(int fd) */
   close: { parameters: ["i32" /* int fd */], result: "i32" },
   /** ssize_t read(int fd, void *buf, size_t count) */
@@ -39,6 +37,8 @@ const LIBC_SYMBOLS = {
     parameters: ["buffer", /* const char *path */ "buffer", /* char *buf */ "usize" /* size_t size */],
     result: "isize",
   },
+  /** int fstat(int fd, struct stat *statbuf): glibc 2.33 and later export it (older ones only __fxstat) */
+  fstat: { parameters: ["i32", /* int fd */ "buffer" /* struct stat *statbuf */], result: "i32" },
   /** int setns(int fd, int nstype) */
   setns: { parameters: ["i32", /* int fd */ "i32" /* int nstype */], result: "i32" },
   /** int ioctl(int fd, unsigned long request, ...): bound without the variadic argument */
@@ -156,42 +156,29 @@ const LIBC_SYMBOLS = {
     parameters: ["i64", /* long number */ "i64", /* long arg1 */ "i64" /* long arg2 */],
     result: "i64",
   },
+  /** int pipe2(int pipefd[2], int flags) */
+  pipe2: { parameters: ["buffer", /* int pipefd[2] */ "i32" /* int flags */], result: "i32" },
+  /** int prctl(int option, unsigned long arg2, ...): bound with one argument (PR_SET_CHILD_SUBREAPER) */
+  prctl: { parameters: ["i32", /* int option */ "u64" /* unsigned long arg2 */], result: "i32" },
+  /** int flock(int fd, int operation) */
+  flock: { parameters: ["i32", /* int fd */ "i32" /* int operation */], result: "i32" },
+  /** int unlink(const char *path) */
+  unlink: { parameters: ["buffer" /* const char *path */], result: "i32" },
+  /** int stat(const char *path, struct stat *buf) (glibc 2.33+ exports it); follows /proc/PID/fd links */
+  stat: { parameters: ["buffer", /* const char *path */ "buffer" /* struct stat *buf */], result: "i32" },
+  /** DIR *opendir(const char *name): for /proc, which Deno's readDir refuses */
+  opendir: { parameters: ["buffer" /* const char *name */], result: "pointer" },
+  /** struct dirent *readdir(DIR *dirp) */
+  readdir: { parameters: ["pointer" /* DIR *dirp */], result: "pointer" },
+  /** int closedir(DIR *dirp) */
+  closedir: { parameters: ["pointer" /* DIR *dirp */], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-/** File access: needed by every helper below. */
-const files = lazyGroup(
-  LIBC,
-  pick(LIBC_SYMBOLS, ["open", "close", "read", "write", "readlink", "__errno_location", "strerror"]),
-  LIBC_HINT,
-);
-/** Namespace and socket calls: only the paths that switch namespaces or tune sockets pay for them. */
-const control = lazyGroup(LIBC, pick(LIBC_SYMBOLS, ["setns", "ioctl", "setsockopt", "fstat"]), LIBC_HINT);
+/** libc, bound symbol by symbol on first use. */
+const libc = lazyLibrary(LIBC, LIBC_SYMBOLS, LIBC_HINT);
 
-/** Running a child process (ffi/spawn.ts): only verbs that run an IPAM plugin pay for these. */
-export const spawnSyms = lazyGroup(
-  LIBC,
-  pick(LIBC_SYMBOLS, [
-    "memfd_create",
-    "pread",
-    "pwrite",
-    "posix_spawn",
-    "posix_spawn_file_actions_init",
-    "posix_spawn_file_actions_adddup2",
-    "posix_spawn_file_actions_destroy",
-    "posix_spawnattr_init",
-    "posix_spawnattr_setflags",
-    "posix_spawnattr_setpgroup",
-    "posix_spawnattr_setsigmask",
-    "posix_spawnattr_setsigdefault",
-    "posix_spawnattr_destroy",
-    "waitpid",
-    "kill",
-    "poll",
-    "syscall",
-    "close",
-  ]),
-  LIBC_HINT,
-);
+/** The process-spawning part of the libc table (ffi/spawn.ts). */
+export const spawnSyms = (): typeof libc => libc;
 
 /** errno values the callers branch on. */
 export const Errno = {
@@ -215,6 +202,8 @@ export const O_RDONLY = 0;
 export const O_WRONLY = 1;
 /** open(2) flags (the same value on x86_64 and arm64): open returns at once even on a FIFO. */
 export const O_NONBLOCK = 0o4000;
+/** open(2) flags (the same value on x86_64 and arm64): a descriptor that only names the file, opens anything. */
+export const O_PATH = 0o10000000;
 /** Set on every descriptor so that plugins run as children do not inherit them. */
 export const O_CLOEXEC = 0o2000000;
 
@@ -237,7 +226,7 @@ let errnoView: Deno.UnsafePointerView | undefined;
  */
 export function errno(): number {
   if (!errnoView) {
-    const p = files().__errno_location();
+    const p = libc.__errno_location();
     if (!p) return 0;
     errnoView = new Deno.UnsafePointerView(p);
   }
@@ -246,7 +235,7 @@ export function errno(): number {
 
 /** The C library's text for an errno value, e.g. "Operation not supported". */
 export function strerror(code: number): string {
-  const p = files().strerror(code);
+  const p = libc.strerror(code);
   return p ? Deno.UnsafePointerView.getCString(p) : `errno ${code}`;
 }
 
@@ -262,19 +251,48 @@ export function cString(s: string): Uint8Array<ArrayBuffer> {
 
 /** open(2); throws SystemError naming the path. */
 export function openFd(path: string, flags: number): number {
-  const fd = files().open(cString(path), flags | O_CLOEXEC, 0);
+  const fd = libc.open(cString(path), flags | O_CLOEXEC, 0);
   if (fd < 0) throw new SystemError(`open ${path}`, errno());
   return fd;
 }
 
+/**
+ * What open(2) of `path` answers: 0 when it opens (the descriptor is closed again at once), else the
+ * errno, e.g. ENOENT for a path that does not exist and ENOENT or ESRCH for /proc/<pid>/... of a
+ * process that is gone. Opened with O_PATH, so a FIFO does not block and no read permission is needed.
+ * Through libc because Deno refuses /proc access without --allow-all.
+ */
+export function openErrno(path: string): number {
+  const fd = libc.open(cString(path), O_PATH | O_CLOEXEC, 0);
+  if (fd < 0) return errno();
+  libc.close(fd);
+  return 0;
+}
+
+/** A file's identity: the device and inode numbers fstat(2) reports; equal pairs mean the same file. */
+export interface FileId {
+  dev: bigint;
+  ino: bigint;
+}
+
+/**
+ * The identity of the file open at `fd`, by fstat(2). st_dev and st_ino are the first two 64-bit
+ * fields of struct stat on x86_64 and on arm64 (the generic layout). Throws SystemError.
+ */
+export function fileId(fd: number): FileId {
+  const st = new BigUint64Array(32); // 256 bytes: struct stat is 144 (x86_64) or 128 (arm64)
+  if (libc.fstat(fd, st) < 0) throw new SystemError(`fstat fd ${fd}`, errno());
+  return { dev: st[0]!, ino: st[1]! };
+}
+
 /** close(2); errors are ignored because nothing useful can follow a failed close of a read-only fd. */
 export function closeFd(fd: number): void {
-  files().close(fd);
+  libc.close(fd);
 }
 
 /** Reads a whole (small, procfs/sysfs style) file as text; null when it does not exist. */
 export function readTextFile(path: string): string | null {
-  const c = files();
+  const c = libc;
   const fd = c.open(cString(path), O_RDONLY | O_CLOEXEC, 0);
   if (fd < 0) {
     const e = errno();
@@ -309,7 +327,7 @@ export function readTextFile(path: string): string | null {
  * each write on its own). Throws SystemError naming the path.
  */
 export function writeTextFile(path: string, text: string): void {
-  const c = files();
+  const c = libc;
   const fd = c.open(cString(path), O_WRONLY | O_CLOEXEC, 0);
   if (fd < 0) throw new SystemError(`open ${path}`, errno());
   try {
@@ -325,37 +343,30 @@ export function writeTextFile(path: string, text: string): void {
 /** readlink(2) as text, e.g. "net:[4026531840]" for a namespace link. */
 export function readLink(path: string): string {
   const buf = new Uint8Array(4096);
-  const n = Number(files().readlink(cString(path), buf, BigInt(buf.length)));
+  const n = Number(libc.readlink(cString(path), buf, BigInt(buf.length)));
   if (n < 0) throw new SystemError(`readlink ${path}`, errno());
   return decoder.decode(buf.subarray(0, n));
 }
 
 /** setns(2) for the calling (JS) thread; throws SystemError. */
 export function setns(fd: number, nstype: number, what: string): void {
-  if (control().setns(fd, nstype) < 0) throw new SystemError(what, errno());
+  if (libc.setns(fd, nstype) < 0) throw new SystemError(what, errno());
 }
 
 /** An ioctl(2) that takes no argument; returns its result or -errno. */
 export function ioctlNoArg(fd: number, request: number): number {
-  const r = control().ioctl(fd, BigInt(request));
+  const r = libc.ioctl(fd, BigInt(request));
   return r < 0 ? -errno() : r;
 }
 
 /** setsockopt(2) with an int value; returns 0 or -errno (callers decide whether it matters). */
 export function setIntSockopt(fd: number, level: number, name: number, value: number): number {
   const v = new Int32Array([value]);
-  const r = control().setsockopt(fd, level, name, v, 4);
+  const r = libc.setsockopt(fd, level, name, v, 4);
   return r < 0 ? -errno() : 0;
 }
 
 // Opening the plugin's own log file (lib/log.ts): without following a symlink, only a regular file.
-
-/** Binds only what appending to a log file needs. */
-const logFileSyms = lazyGroup(
-  LIBC,
-  pick(LIBC_SYMBOLS, ["open", "fstat", "write", "close", "__errno_location", "strerror"]),
-  LIBC_HINT,
-);
 
 const ARM64 = Deno.build.arch === "aarch64";
 /** open(2) flags; O_NOFOLLOW differs between x86_64 and arm64 (asm-generic/fcntl.h, arch/arm64). */
@@ -384,7 +395,7 @@ export interface AppendFile {
  * a FIFO with no reader, EISDIR for a directory).
  */
 export function openAppendNoFollow(path: string, mode: number): AppendFile | number {
-  const c = logFileSyms();
+  const c = libc;
   const fd = c.open(cString(path), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
   if (fd < 0) return -errno();
   const st = new Uint8Array(STAT_SIZE);
@@ -400,7 +411,7 @@ export function openAppendNoFollow(path: string, mode: number): AppendFile | num
 
 /** Writes all of `data` to `fd`; returns 0 or -errno. */
 export function writeAllFd(fd: number, data: Uint8Array<ArrayBuffer>): number {
-  const c = logFileSyms();
+  const c = libc;
   for (let off = 0; off < data.length;) {
     const n = Number(c.write(fd, data.subarray(off), BigInt(data.length - off)));
     if (n < 0) return -errno();
@@ -409,52 +420,5 @@ export function writeAllFd(fd: number, data: Uint8Array<ArrayBuffer>): number {
   return 0;
 }
 
-/**
- * The identity of the file behind `fd`: st_dev and st_ino from fstat(2); equal pairs mean the same file (for
- * a namespace fd, the same namespace). Both fields are the first two u64 of struct stat on x86_64 and on the
- * generic layout of arm64 (glibc bits/struct_stat.h). Throws SystemError.
- */
-export function fileIdentity(fd: number): { dev: bigint; ino: bigint } {
-  // struct stat is 144 bytes on x86_64 and 128 on arm64: room for either.
-  const st = new BigUint64Array(32);
-  if (control().fstat(fd, st) < 0) throw new SystemError(`fstat fd ${fd}`, errno());
-  return { dev: st[0]!, ino: st[1]! };
-}
-
-/**
- * Bounding an IPAM run (ffi/spawn.ts: output through pipes, descendants) and locking an attachment (ffi/lock.ts):
- * bound on first use by the verbs that run an IPAM plugin.
- */
-const PROCESS_SYMBOLS = {
-  /** int pipe2(int pipefd[2], int flags) */
-  pipe2: { parameters: ["buffer", /* int pipefd[2] */ "i32" /* int flags */], result: "i32" },
-  /** ssize_t read(int fd, void *buf, size_t count) */
-  read: {
-    parameters: ["i32", /* int fd */ "buffer", /* void *buf */ "usize" /* size_t count */],
-    result: "isize",
-  },
-  /** int prctl(int option, unsigned long arg2, ...): bound with one argument (PR_SET_CHILD_SUBREAPER) */
-  prctl: { parameters: ["i32", /* int option */ "u64" /* unsigned long arg2 */], result: "i32" },
-  /** int flock(int fd, int operation) */
-  flock: { parameters: ["i32", /* int fd */ "i32" /* int operation */], result: "i32" },
-  /** int fstat(int fd, struct stat *buf) (glibc 2.33+ exports it) */
-  fstat: { parameters: ["i32", /* int fd */ "buffer" /* struct stat *buf */], result: "i32" },
-  /** int open(const char *path, int flags, mode_t mode): with a mode, which openFd does not pass */
-  open: {
-    parameters: ["buffer", /* const char *path */ "i32", /* int flags */ "u32" /* mode_t mode */],
-    result: "i32",
-  },
-  /** int unlink(const char *path) */
-  unlink: { parameters: ["buffer" /* const char *path */], result: "i32" },
-  /** int stat(const char *path, struct stat *buf) (glibc 2.33+ exports it); follows /proc/PID/fd links */
-  stat: { parameters: ["buffer", /* const char *path */ "buffer" /* struct stat *buf */], result: "i32" },
-  /** DIR *opendir(const char *name): for /proc, which Deno's readDir refuses */
-  opendir: { parameters: ["buffer" /* const char *name */], result: "pointer" },
-  /** struct dirent *readdir(DIR *dirp) */
-  readdir: { parameters: ["pointer" /* DIR *dirp */], result: "pointer" },
-  /** int closedir(DIR *dirp) */
-  closedir: { parameters: ["pointer" /* DIR *dirp */], result: "i32" },
-} as const satisfies Deno.ForeignLibraryInterface;
-
-/** The symbols of PROCESS_SYMBOLS, bound together on first use. */
-export const processSyms = lazyGroup(LIBC, PROCESS_SYMBOLS, LIBC_HINT);
+/** The process-control part of the libc table (ffi/spawn.ts, ffi/lock.ts). */
+export const processSyms = (): typeof libc => libc;

@@ -1,8 +1,8 @@
 /**
  * libnl-3 and libnl-route-3 (3.x, soname .200) symbol tables and their lazy loaders.
  *
- * Each library has one table below, bound in small groups on first use (ffi/load.ts binds them as
- * function pointers, which costs next to nothing): a plugin run loads only what its verb needs. No
+ * Each library has one table below, each parameter commented with its C type, bound symbol by symbol
+ * on first use (ffi/load.ts binds them as function pointers, which costs next to nothing). No
  * symbol is declared `nonblocking`: those run on another thread, which sits in another network
  * namespace than the JS thread.
  *
@@ -10,7 +10,7 @@
  * @module
  */
 
-import { lazyGroup, pick } from "./load.ts";
+import { lazyLibrary } from "./load.ts";
 
 const LIBNL = "libnl-3.so.200";
 const LIBNL_ROUTE = "libnl-route-3.so.200";
@@ -190,6 +190,12 @@ const LIBNL_ROUTE_SYMBOLS = {
   rtnl_link_get_addr: { parameters: ["pointer" /* struct rtnl_link *link */], result: "pointer" },
   /** int rtnl_link_get_link(struct rtnl_link *link): IFLA_LINK */
   rtnl_link_get_link: { parameters: ["pointer" /* struct rtnl_link *link */], result: "i32" },
+  /** const char *rtnl_link_get_ifalias(struct rtnl_link *link): IFLA_IFALIAS, NULL when none; borrowed */
+  rtnl_link_get_ifalias: { parameters: ["pointer" /* struct rtnl_link *link */], result: "pointer" },
+  /** uint8_t rtnl_link_get_operstate(struct rtnl_link *link): IFLA_OPERSTATE, an IF_OPER_* value */
+  rtnl_link_get_operstate: { parameters: ["pointer" /* struct rtnl_link *link */], result: "u8" },
+  /** uint8_t rtnl_link_get_carrier(struct rtnl_link *link): IFLA_CARRIER, 1 when the link has carrier */
+  rtnl_link_get_carrier: { parameters: ["pointer" /* struct rtnl_link *link */], result: "u8" },
   /** void rtnl_link_set_ifindex(struct rtnl_link *link, int ifindex) */
   rtnl_link_set_ifindex: {
     parameters: ["pointer", /* struct rtnl_link *link */ "i32" /* int ifindex */],
@@ -198,6 +204,11 @@ const LIBNL_ROUTE_SYMBOLS = {
   /** void rtnl_link_set_name(struct rtnl_link *link, const char *name) */
   rtnl_link_set_name: {
     parameters: ["pointer", /* struct rtnl_link *link */ "buffer" /* const char *name */],
+    result: "void",
+  },
+  /** void rtnl_link_set_ifalias(struct rtnl_link *link, const char *alias): IFLA_IFALIAS, copied */
+  rtnl_link_set_ifalias: {
+    parameters: ["pointer", /* struct rtnl_link *link */ "buffer" /* const char *alias */],
     result: "void",
   },
   /** void rtnl_link_set_mtu(struct rtnl_link *link, unsigned int mtu) */
@@ -220,11 +231,6 @@ const LIBNL_ROUTE_SYMBOLS = {
     parameters: ["pointer", /* struct rtnl_link *link */ "i32" /* int fd */],
     result: "void",
   },
-  /** void rtnl_link_set_link(struct rtnl_link *link, int ifindex): IFLA_LINK */
-  rtnl_link_set_link: {
-    parameters: ["pointer", /* struct rtnl_link *link */ "i32" /* int ifindex */],
-    result: "void",
-  },
   /** int rtnl_link_change(struct nl_sock *sk, struct rtnl_link *orig, struct rtnl_link *changes, int flags) */
   rtnl_link_change: {
     parameters: [
@@ -235,31 +241,11 @@ const LIBNL_ROUTE_SYMBOLS = {
     ],
     result: "i32",
   },
-  /** int rtnl_link_add(struct nl_sock *sk, struct rtnl_link *link, int flags) */
-  rtnl_link_add: {
-    parameters: [
-      "pointer", /* struct nl_sock *sk */
-      "pointer", /* struct rtnl_link *link */
-      "i32", /* int flags */
-    ],
-    result: "i32",
-  },
   /** int rtnl_link_delete(struct nl_sock *sk, const struct rtnl_link *link) */
   rtnl_link_delete: {
     parameters: ["pointer", /* struct nl_sock *sk */ "pointer" /* const struct rtnl_link *link */],
     result: "i32",
   },
-  /** struct rtnl_link *rtnl_link_macvlan_alloc(void) */
-  rtnl_link_macvlan_alloc: { parameters: [], result: "pointer" },
-  /** int rtnl_link_macvlan_set_mode(struct rtnl_link *link, uint32_t mode) */
-  rtnl_link_macvlan_set_mode: {
-    parameters: ["pointer", /* struct rtnl_link *link */ "u32" /* uint32_t mode */],
-    result: "i32",
-  },
-  /** struct rtnl_link *rtnl_link_veth_alloc(void) */
-  rtnl_link_veth_alloc: { parameters: [], result: "pointer" },
-  /** struct rtnl_link *rtnl_link_veth_get_peer(struct rtnl_link *link): a new reference */
-  rtnl_link_veth_get_peer: { parameters: ["pointer" /* struct rtnl_link *link */], result: "pointer" },
 
   /** struct rtnl_addr *rtnl_addr_alloc(void) */
   rtnl_addr_alloc: { parameters: [], result: "pointer" },
@@ -406,154 +392,19 @@ const LIBNL_ROUTE_SYMBOLS = {
   rtnl_route_nh_get_gateway: { parameters: ["pointer" /* struct rtnl_nexthop *nh */], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-const nl = <K extends keyof typeof LIBNL_SYMBOLS & string>(keys: readonly K[]) =>
-  lazyGroup(LIBNL, pick(LIBNL_SYMBOLS, keys), LIBNL_HINT);
+/** libnl-3, bound symbol by symbol on first use. */
+export const libnl = lazyLibrary(LIBNL, LIBNL_SYMBOLS, LIBNL_HINT);
 
-// libnl-route-3 needs libnl-3: loading it first means a private copy in ipoib.d/ is the one
-// the dynamic linker then reuses (it matches already-loaded objects by soname).
-const route = <K extends keyof typeof LIBNL_ROUTE_SYMBOLS & string>(keys: readonly K[]) =>
-  lazyGroup(LIBNL_ROUTE, pick(LIBNL_ROUTE_SYMBOLS, keys), LIBNL_ROUTE_HINT, () => socketSyms());
-
-/** Socket life cycle and synchronous send: every operation. */
-export const socketSyms = nl([
-  "nl_socket_alloc",
-  "nl_socket_free",
-  "nl_connect",
-  "nl_socket_get_fd",
-  "nl_socket_modify_err_cb",
-  "nl_geterror",
-  "nl_send_sync",
-]);
-
-/** Hand-built messages (the IPoIB request). */
-export const messageSyms = nl([
-  "nlmsg_alloc_simple",
-  "nlmsg_append",
-  "nlmsg_free",
-  "nla_put",
-  "nla_put_u16",
-  "nla_put_u32",
-  "nla_put_string",
-  "nla_nest_start",
-  "nla_nest_end",
-]);
-
-/** A request whose reply is read raw, message by message (IFLA_INFO_DATA libnl does not parse). */
-export const requestSyms = nl([
-  "nlmsg_alloc_simple",
-  "nlmsg_append",
-  "nlmsg_free",
-  "nlmsg_hdr",
-  "nl_send_auto",
-  "nl_recvmsgs_default",
-  "nl_socket_modify_cb",
-]);
-
-/** Abstract addresses (IP, hardware). */
-export const addrSyms = nl([
-  "nl_addr_build",
-  "nl_addr_set_prefixlen",
-  "nl_addr_put",
-  "nl_addr_get_family",
-  "nl_addr_get_len",
-  "nl_addr_get_binary_addr",
-  "nl_addr_get_prefixlen",
-]);
-
-/** Walking dumps. */
-export const cacheSyms = nl(["nl_cache_get_first", "nl_cache_get_next", "nl_cache_free"]);
-
-/** Reading links. */
-export const linkReadSyms = route([
-  "rtnl_link_alloc_cache",
-  "rtnl_link_get_kernel",
-  "rtnl_link_put",
-  "rtnl_link_get_ifindex",
-  "rtnl_link_get_name",
-  "rtnl_link_get_type",
-  "rtnl_link_get_arptype",
-  "rtnl_link_get_mtu",
-  "rtnl_link_get_flags",
-  "rtnl_link_get_addr",
-  "rtnl_link_get_link",
-]);
-
-/** Changing, moving and deleting links. */
-export const linkWriteSyms = route([
-  "rtnl_link_alloc",
-  "rtnl_link_put",
-  "rtnl_link_set_ifindex",
-  "rtnl_link_set_name",
-  "rtnl_link_set_mtu",
-  "rtnl_link_set_flags",
-  "rtnl_link_unset_flags",
-  "rtnl_link_set_ns_fd",
-  "rtnl_link_change",
-  "rtnl_link_delete",
-]);
-
-/** Creating macvlan and veth links (the test stand-ins). */
-export const linkCreateSyms = route([
-  "rtnl_link_macvlan_alloc",
-  "rtnl_link_macvlan_set_mode",
-  "rtnl_link_set_name",
-  "rtnl_link_set_link",
-  "rtnl_link_add",
-  "rtnl_link_put",
-  "rtnl_link_veth_alloc",
-  "rtnl_link_veth_get_peer",
-]);
-
-/** Adding addresses. */
-export const addrWriteSyms = route([
-  "rtnl_addr_alloc",
-  "rtnl_addr_put",
-  "rtnl_addr_set_ifindex",
-  "rtnl_addr_set_local",
-  "rtnl_addr_set_flags",
-  "rtnl_addr_add",
-]);
-
-/** Listing addresses. */
-export const addrReadSyms = route([
-  "rtnl_addr_alloc_cache",
-  "rtnl_addr_get_ifindex",
-  "rtnl_addr_get_family",
-  "rtnl_addr_get_local",
-  "rtnl_addr_get_flags",
-]);
-
-/** Adding routes. */
-export const routeWriteSyms = route([
-  "rtnl_route_alloc",
-  "rtnl_route_put",
-  "rtnl_route_set_dst",
-  "rtnl_route_set_table",
-  "rtnl_route_set_scope",
-  "rtnl_route_set_priority",
-  "rtnl_route_set_metric",
-  "rtnl_route_nh_alloc",
-  "rtnl_route_nh_set_ifindex",
-  "rtnl_route_nh_set_gateway",
-  "rtnl_route_add_nexthop",
-  "rtnl_route_add",
-]);
-
-/** Listing routes. */
-export const routeReadSyms = route([
-  "rtnl_route_alloc_cache",
-  "rtnl_route_get_family",
-  "rtnl_route_get_dst",
-  "rtnl_route_get_table",
-  "rtnl_route_get_scope",
-  "rtnl_route_get_priority",
-  "rtnl_route_get_type",
-  "rtnl_route_get_metric",
-  "rtnl_route_get_nnexthops",
-  "rtnl_route_nexthop_n",
-  "rtnl_route_nh_get_ifindex",
-  "rtnl_route_nh_get_gateway",
-]);
+/**
+ * libnl-route-3, bound symbol by symbol on first use. It needs libnl-3: loading that first means a
+ * private copy in ipoib.d/ is the one the dynamic linker then reuses (it matches loaded objects by soname).
+ */
+export const libnlRoute = lazyLibrary(
+  LIBNL_ROUTE,
+  LIBNL_ROUTE_SYMBOLS,
+  LIBNL_ROUTE_HINT,
+  () => libnl.nl_socket_alloc,
+);
 
 /** The C type of libnl's message callback, nl_recvmsg_msg_cb_t. */
 export const MSG_CALLBACK = {

@@ -69,7 +69,7 @@ function dlerrorText(what: string): string {
   return p ? Deno.UnsafePointerView.getCString(p) : what;
 }
 
-/** The handle of the candidate that loaded, per soname, so later symbol groups skip the failed lookups. */
+/** The handle of the candidate that loaded, per soname, so later symbols skip the failed lookups. */
 const handles = new Map<string, Deno.PointerObject>();
 
 /** `symbols` bound from the library `handle`; throws the loader's message when one is missing. */
@@ -121,29 +121,32 @@ export function openLibrary<S extends Deno.ForeignLibraryInterface>(
   });
 }
 
-/** The symbols of `table` named by `keys`: one symbol table per library, bound in groups. */
-export function pick<T extends Deno.ForeignLibraryInterface, K extends keyof T & string>(
-  table: T,
-  keys: readonly K[],
-): Pick<T, K> {
-  const out = {} as Pick<T, K>;
-  for (const k of keys) out[k] = table[k];
-  return out;
-}
+/** The bound symbols of a library table: each one a function taking its C arguments. */
+export type Bound<S extends Deno.ForeignLibraryInterface> = Deno.DynamicLibrary<S>["symbols"];
 
-/** A symbol group loaded on first use and kept for the life of the process. */
-export function lazyGroup<S extends Deno.ForeignLibraryInterface>(
+/**
+ * One library's symbol table, bound lazily: the library is opened on first use of any symbol, and
+ * each symbol is looked up with dlsym the first time it is called, so a verb pays only for what it
+ * calls. `before` runs once before the library is opened (to load a library it depends on first).
+ * A load failure is the CniError of {@link openLibrary}; a missing symbol in a loaded library too.
+ */
+export function lazyLibrary<S extends Deno.ForeignLibraryInterface>(
   soname: string,
-  symbols: S,
+  table: S,
   installHint: string,
   before?: () => unknown,
-): () => Deno.DynamicLibrary<S>["symbols"] {
-  let bound: Deno.DynamicLibrary<S>["symbols"] | undefined;
-  return () => {
-    if (!bound) {
-      before?.();
-      bound = openLibrary(soname, symbols, installHint);
-    }
-    return bound;
-  };
+): Bound<S> {
+  const bound: Record<string, unknown> = {};
+  return new Proxy(bound, {
+    get(_, name) {
+      if (typeof name !== "string" || !Object.hasOwn(table, name)) return undefined;
+      if (!(name in bound)) {
+        before?.();
+        before = undefined;
+        const one = { [name]: table[name]! } as Deno.ForeignLibraryInterface;
+        bound[name] = (openLibrary(soname, one, installHint) as Record<string, unknown>)[name];
+      }
+      return bound[name];
+    },
+  }) as Bound<S>;
 }

@@ -10,31 +10,15 @@
 import { CniError, ErrorCode } from "../lib/errors.ts";
 import {
   type CidrBytes,
+  formatCidr as cidrText,
   formatHwaddr,
-  formatIp,
+  formatIpBytes as ipText,
   type IpBytes,
   maskCidr,
-  parseCidr,
-  parseIp,
-} from "./inet.ts";
+} from "../lib/ip.ts";
 import { cString, setIntSockopt, strerror } from "./libc.ts";
+import { ERR_CALLBACK, libnl, libnlRoute, MSG_CALLBACK } from "./libnl.ts";
 import { type Attributes, attrString, parseAttributes } from "./nlattr.ts";
-import {
-  addrReadSyms,
-  addrSyms,
-  addrWriteSyms,
-  cacheSyms,
-  ERR_CALLBACK,
-  linkCreateSyms,
-  linkReadSyms,
-  linkWriteSyms,
-  messageSyms,
-  MSG_CALLBACK,
-  requestSyms,
-  routeReadSyms,
-  routeWriteSyms,
-  socketSyms,
-} from "./libnl.ts";
 
 /** A link as the kernel reports it. */
 export interface LinkInfo {
@@ -53,14 +37,31 @@ export interface LinkInfo {
   hwaddr: string;
   /** IFLA_LINK (the parent, or a veth's peer), 0 if none. */
   parentIndex: number;
+  /** IFLA_IFALIAS, null when the link has none. It survives moves between namespaces. */
+  alias: string | null;
+  /** IFLA_OPERSTATE, one of {@link IF_OPER} (RFC 2863 operational state). */
+  operstate: number;
+  /** IFLA_CARRIER: the link has carrier (for a macvlan or IPoIB child, its parent's). */
+  carrier: boolean;
 }
+
+/** IF_OPER_* of if.h: the values of {@link LinkInfo.operstate}. */
+export const IF_OPER = {
+  unknown: 0,
+  notpresent: 1,
+  down: 2,
+  lowerlayerdown: 3,
+  testing: 4,
+  dormant: 5,
+  up: 6,
+} as const;
 
 /** An interface address. */
 export interface AddressInfo {
   index: number;
   family: 4 | 6;
-  /** CIDR, e.g. "10.1.0.5/24" or "fd00::5/64". */
-  address: string;
+  /** IFA_LOCAL with the prefix length, in network byte order (format with lib/ip.ts). */
+  address: CidrBytes;
   /** IFA_F_* flags. */
   flags: number;
   /** IPv6 duplicate address detection still running. */
@@ -72,9 +73,10 @@ export interface AddressInfo {
 /** A route as the kernel reports it. */
 export interface RouteInfo {
   family: 4 | 6;
-  /** CIDR; "0.0.0.0/0" or "::/0" for a default route. */
-  dst: string;
-  gw?: string;
+  /** RTA_DST with its prefix length; all zero bytes, prefix 0, for a default route. */
+  dst: CidrBytes;
+  /** The nexthop's gateway. */
+  gw?: IpBytes;
   /** The nexthop's output interface (a multipath route is listed once per nexthop). */
   index?: number;
   /** RTA_PRIORITY; 0 when the route has none. */
@@ -92,9 +94,10 @@ export interface RouteInfo {
 
 /** What {@link Netlink.addRoute} sends. */
 export interface RouteRequest {
-  /** CIDR; "0.0.0.0/0" or "::/0" for a default route. */
-  dst: string;
-  gw?: string;
+  /** Destination; host bits are cleared before sending. Prefix 0 for a default route. */
+  dst: CidrBytes;
+  /** Gateway, of the destination's family (the caller checks). */
+  gw?: IpBytes;
   index: number;
   metric?: number;
   /** Routing table; the main table (254) when absent. */
@@ -103,19 +106,31 @@ export interface RouteRequest {
   scope?: number;
   mtu?: number;
   advmss?: number;
+  /**
+   * What to do when a route with the same destination, table and metric exists: "exclusive" (the
+   * default) fails with EEXIST (NLM_F_CREATE|NLM_F_EXCL); "create" adds it beside the existing one
+   * unless it is identical (NLM_F_CREATE); "append" also adds it after the existing ones
+   * (NLM_F_CREATE|NLM_F_APPEND). An identical route is EEXIST in every mode.
+   */
+  existing?: "exclusive" | "create" | "append";
 }
 
-/** What {@link Netlink.createIpoibChild} sends. */
-export interface IpoibChildRequest {
+/** One attribute of IFLA_INFO_DATA: its type and a value of the width the link kind declares. */
+export type LinkDataAttribute =
+  | { type: number; u8: number }
+  | { type: number; u16: number }
+  | { type: number; u32: number };
+
+/** What {@link Netlink.createLink} sends: one RTM_NEWLINK of any link kind. */
+export interface LinkRequest {
+  /** IFLA_IFNAME. */
   name: string;
-  /** The InfiniBand parent (ARPHRD_INFINIBAND) in the initial namespace. */
+  /** IFLA_LINK: the parent link, in the socket's namespace. */
   parentIndex: number;
-  /** IFLA_IPOIB_PKEY, sent as given; absent means the parent's pkey. */
-  pkey?: number;
-  /** IFLA_IPOIB_MODE: 0 datagram, 1 connected. */
-  mode?: 0 | 1;
-  /** IFLA_IPOIB_UMCAST. */
-  umcast?: boolean;
+  /** IFLA_INFO_KIND, e.g. "ipoib" or "macvlan". */
+  kind: string;
+  /** The kind's IFLA_INFO_DATA attributes, in order; none (or empty) sends no IFLA_INFO_DATA. */
+  data?: readonly LinkDataAttribute[];
 }
 
 /** The kind-specific settings of a link, which {@link LinkInfo} does not carry. */
@@ -128,21 +143,6 @@ export interface LinkInfoData {
    */
   data: Attributes;
 }
-
-/** IFLA_IPOIB_PKEY of if_link.h (u16, in IFLA_INFO_DATA): the partition key. */
-export const IFLA_IPOIB_PKEY = 1;
-/** IFLA_IPOIB_MODE (u16): 0 datagram, 1 connected. */
-export const IFLA_IPOIB_MODE = 2;
-/** IFLA_IPOIB_UMCAST (u16): 1 when user-space multicast is allowed. */
-export const IFLA_IPOIB_UMCAST = 3;
-/** IFLA_MACVLAN_MODE of if_link.h (u32, in IFLA_INFO_DATA): one of {@link MACVLAN_MODES}. */
-export const IFLA_MACVLAN_MODE = 1;
-
-/** Macvlan modes by name (MACVLAN_MODE_* of if_link.h). */
-export const MACVLAN_MODES = { private: 1, vepa: 2, bridge: 4, passthru: 8 } as const;
-
-/** A macvlan mode name. */
-export type MacvlanMode = keyof typeof MACVLAN_MODES;
 
 /** A failed netlink operation: code KernelFailure, with the errno and the kernel's own text. */
 export class NetlinkError extends CniError {
@@ -181,6 +181,7 @@ const IFINFOMSG_LEN = 16;
 const NLM_F_ACK = 0x4;
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
+const NLM_F_APPEND = 0x800;
 const NLM_F_CAPPED = 0x100;
 const NLM_F_ACK_TLVS = 0x200;
 const NLMSGERR_ATTR_MSG = 1;
@@ -192,7 +193,6 @@ const IFLA_LINK = 5;
 const IFLA_LINKINFO = 18;
 const IFLA_INFO_KIND = 1;
 const IFLA_INFO_DATA = 2;
-const IFA_F_NODAD = 0x02;
 const IFA_F_DADFAILED = 0x08;
 const IFA_F_TENTATIVE = 0x40;
 const RTAX_MTU = 2;
@@ -225,6 +225,8 @@ type Ptr = Deno.PointerObject;
 
 const encoder = new TextEncoder();
 
+const UINT_MAX = { u8: 0xff, u16: 0xffff, u32: 0xffffffff } as const;
+
 function cStringOrNull(p: Deno.PointerValue): string | null {
   return p ? Deno.UnsafePointerView.getCString(p) : null;
 }
@@ -236,9 +238,8 @@ function outOfMemory(what: string): CniError {
 /** A copy of an nl_addr's bytes: the C buffer dies with its object. */
 function addrBytes(addr: Deno.PointerValue): Uint8Array {
   if (!addr) return new Uint8Array(0);
-  const a = addrSyms();
-  const len = a.nl_addr_get_len(addr);
-  const p = a.nl_addr_get_binary_addr(addr);
+  const len = libnl.nl_addr_get_len(addr);
+  const p = libnl.nl_addr_get_binary_addr(addr);
   const out = new Uint8Array(len);
   if (p && len > 0) Deno.UnsafePointerView.copyInto(p, out);
   return out;
@@ -248,21 +249,22 @@ function familyOf(af: number): 4 | 6 | null {
   return af === AF_INET ? 4 : af === AF_INET6 ? 6 : null;
 }
 
-function ipOf(family: 4 | 6, addr: Deno.PointerValue): string {
-  return formatIp(family, addrBytes(addr));
+/** An IP address of `family`; libnl hands out a zero-length address for a default route: zeros then. */
+function ipOf(family: 4 | 6, addr: Deno.PointerValue): IpBytes {
+  const bytes = new Uint8Array(family === 4 ? 4 : 16);
+  bytes.set(addrBytes(addr).subarray(0, bytes.length));
+  return { family, bytes };
 }
 
-function cidrOf(family: 4 | 6, addr: Deno.PointerValue): string {
-  const prefix = addr ? addrSyms().nl_addr_get_prefixlen(addr) : 0;
-  return `${ipOf(family, addr)}/${prefix}`;
+function cidrOf(family: 4 | 6, addr: Deno.PointerValue): CidrBytes {
+  return { ...ipOf(family, addr), prefix: addr ? libnl.nl_addr_get_prefixlen(addr) : 0 };
 }
 
 /** A new nl_addr holding `ip`; the caller puts it once the object it was set on holds its own reference. */
 function buildAddr(ip: IpBytes | CidrBytes): Ptr {
-  const a = addrSyms();
-  const p = a.nl_addr_build(ip.family === 4 ? AF_INET : AF_INET6, ip.bytes, BigInt(ip.bytes.length));
+  const p = libnl.nl_addr_build(ip.family === 4 ? AF_INET : AF_INET6, ip.bytes, BigInt(ip.bytes.length));
   if (!p) throw outOfMemory("build address");
-  a.nl_addr_set_prefixlen(p, "prefix" in ip ? ip.prefix : ip.bytes.length * 8);
+  libnl.nl_addr_set_prefixlen(p, "prefix" in ip ? ip.prefix : ip.bytes.length * 8);
   return p;
 }
 
@@ -272,7 +274,7 @@ function outPointer(slot: BigUint64Array): Deno.PointerValue {
 }
 
 function linkInfo(link: Ptr): LinkInfo {
-  const s = linkReadSyms();
+  const s = libnlRoute;
   const flags = s.rtnl_link_get_flags(link);
   return {
     index: s.rtnl_link_get_ifindex(link),
@@ -284,6 +286,9 @@ function linkInfo(link: Ptr): LinkInfo {
     up: (flags & IFF_UP) !== 0,
     hwaddr: formatHwaddr(addrBytes(s.rtnl_link_get_addr(link))),
     parentIndex: s.rtnl_link_get_link(link),
+    alias: cStringOrNull(s.rtnl_link_get_ifalias(link)),
+    operstate: s.rtnl_link_get_operstate(link),
+    carrier: s.rtnl_link_get_carrier(link) !== 0,
   };
 }
 
@@ -364,7 +369,7 @@ export class Netlink implements Disposable {
    * extended acks on so that failures carry the kernel's explanation.
    */
   static open(): Netlink {
-    const s = socketSyms();
+    const s = libnl;
     const sk = s.nl_socket_alloc();
     if (!sk) throw outOfMemory("open netlink socket");
     const nl = new Netlink(sk);
@@ -393,7 +398,7 @@ export class Netlink implements Disposable {
 
   /** Closes the socket and frees its callback; safe to call twice. */
   close(): void {
-    if (this.#sk) socketSyms().nl_socket_free(this.#sk);
+    if (this.#sk) libnl.nl_socket_free(this.#sk);
     this.#sk = null;
     this.#callback?.close();
     this.#callback = null;
@@ -418,7 +423,7 @@ export class Netlink implements Disposable {
     this.#report = null;
     if (rc >= 0) return rc;
     const errno = report?.errno ?? NLE_TO_ERRNO[-rc] ?? 0;
-    const libnlText = cStringOrNull(socketSyms().nl_geterror(rc)) ?? `libnl error ${-rc}`;
+    const libnlText = cStringOrNull(libnl.nl_geterror(rc)) ?? `libnl error ${-rc}`;
     throw new NetlinkError(what, errno, report?.message ?? "", libnlText);
   }
 
@@ -428,7 +433,7 @@ export class Netlink implements Disposable {
     this.#check(alloc(this.#socket, slot), what);
     const cache = outPointer(slot);
     if (!cache) return;
-    const c = cacheSyms();
+    const c = libnl;
     try {
       for (let obj = c.nl_cache_get_first(cache); obj; obj = c.nl_cache_get_next(obj)) each(obj);
     } finally {
@@ -438,7 +443,7 @@ export class Netlink implements Disposable {
 
   /** One link by name or index; null when there is none. */
   getLink(nameOrIndex: string | number): LinkInfo | null {
-    const s = linkReadSyms();
+    const s = libnlRoute;
     const slot = new BigUint64Array(1);
     const byName = typeof nameOrIndex === "string";
     const rc = s.rtnl_link_get_kernel(
@@ -468,7 +473,7 @@ export class Netlink implements Disposable {
    */
   getLinkInfoData(index: number): LinkInfoData | null {
     const what = `get settings of link ${index}`;
-    const r = requestSyms();
+    const r = libnl;
     const sk = this.#socket;
     const got: { reply: Uint8Array | null; acked: boolean } = { reply: null, acked: false };
     // One callback for the reply and the ack. The reply is copied: libnl frees it after the call.
@@ -524,31 +529,43 @@ export class Netlink implements Disposable {
     const out: LinkInfo[] = [];
     this.#walkCache(
       "list links",
-      (sk, slot) => linkReadSyms().rtnl_link_alloc_cache(sk, AF_UNSPEC, slot),
+      (sk, slot) => libnlRoute.rtnl_link_alloc_cache(sk, AF_UNSPEC, slot),
       (obj) => out.push(linkInfo(obj)),
     );
     return out;
   }
 
   /**
-   * Creates an IPoIB child of `parentIndex` with one hand-built RTM_NEWLINK, because no libnl
-   * release has an IPoIB link module (generic libnl links would carry the kind but no
-   * IFLA_INFO_DATA). Matches iproute2's `ip link add ... type ipoib pkey P mode M umcast U`
-   * byte for byte, except that libnl 3.7 marks nests with NLA_F_NESTED and iproute2 does not;
-   * the kernel accepts both.
+   * Creates a link of any kind with one hand-built RTM_NEWLINK (NLM_F_CREATE|NLM_F_EXCL): IFLA_LINK,
+   * IFLA_IFNAME, then IFLA_LINKINFO holding IFLA_INFO_KIND and, when `data` has any, IFLA_INFO_DATA
+   * with the kind's attributes in the given order and widths. Hand-built because libnl has no
+   * module for some kinds (IPoIB: none in any release), and generic libnl links carry the kind
+   * but no IFLA_INFO_DATA. For IPoIB this equals iproute2's `ip link add ... type ipoib` byte for
+   * byte, except that libnl 3.7 marks nests with NLA_F_NESTED and iproute2 does not (the kernel
+   * accepts both). Throws NetlinkError (code 100) when the kernel refuses, CniError Internal when
+   * a value does not fit its width (a caller's bug, not a configuration error).
    */
-  createIpoibChild(req: IpoibChildRequest): void {
+  createLink(req: LinkRequest): void {
     const what = `create link ${JSON.stringify(req.name)}`;
-    if (req.pkey !== undefined && !(Number.isInteger(req.pkey) && req.pkey >= 0 && req.pkey <= 0xffff)) {
-      throw new CniError(ErrorCode.InvalidNetworkConfig, `${what}: pkey ${req.pkey} is not a 16-bit number`);
+    for (const attr of req.data ?? []) {
+      const [width, value] = Object.entries(attr).find(([k]) => k !== "type") as [
+        keyof typeof UINT_MAX,
+        number,
+      ];
+      if (!(Number.isInteger(value) && value >= 0 && value <= UINT_MAX[width])) {
+        throw new CniError(
+          ErrorCode.Internal,
+          `${what}: attribute ${attr.type} value ${value} is not a ${width}`,
+        );
+      }
     }
-    const m = messageSyms();
+    const m = libnl;
     const msg = m.nlmsg_alloc_simple(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
     if (!msg) throw outOfMemory(what);
     let built = false;
     try {
-      const ifinfomsg = new Uint8Array(16); // family AF_UNSPEC, no type, index 0, no flags
-      const kind = encoder.encode("ipoib"); // without the NUL, as iproute2 sends it
+      const ifinfomsg = new Uint8Array(IFINFOMSG_LEN); // family AF_UNSPEC, no type, index 0, no flags
+      const kind = encoder.encode(req.kind); // without the NUL, as iproute2 sends it
       const ok = (rc: number) => {
         if (rc < 0) throw new NetlinkError(`${what}: build message`, 90, "", "message too long");
       };
@@ -559,14 +576,16 @@ export class Netlink implements Disposable {
       const linkinfo = m.nla_nest_start(msg, IFLA_LINKINFO);
       if (!linkinfo) ok(-1);
       ok(m.nla_put(msg, IFLA_INFO_KIND, kind.length, kind));
-      // Like iproute2, no IFLA_INFO_DATA at all when nothing goes in it: the kernel then
-      // leaves the parent's mode and umcast alone.
-      if (req.pkey !== undefined || req.mode !== undefined || req.umcast !== undefined) {
+      // Like iproute2, no IFLA_INFO_DATA at all when nothing goes in it: the kernel then applies
+      // the kind's defaults (IPoIB: leaves the parent's mode and umcast alone).
+      if (req.data !== undefined && req.data.length > 0) {
         const data = m.nla_nest_start(msg, IFLA_INFO_DATA);
         if (!data) ok(-1);
-        if (req.pkey !== undefined) ok(m.nla_put_u16(msg, IFLA_IPOIB_PKEY, req.pkey));
-        if (req.mode !== undefined) ok(m.nla_put_u16(msg, IFLA_IPOIB_MODE, req.mode));
-        if (req.umcast !== undefined) ok(m.nla_put_u16(msg, IFLA_IPOIB_UMCAST, req.umcast ? 1 : 0));
+        for (const attr of req.data) {
+          if ("u8" in attr) ok(m.nla_put(msg, attr.type, 1, Uint8Array.of(attr.u8)));
+          else if ("u16" in attr) ok(m.nla_put_u16(msg, attr.type, attr.u16));
+          else ok(m.nla_put_u32(msg, attr.type, attr.u32));
+        }
         ok(m.nla_nest_end(msg, data));
       }
       ok(m.nla_nest_end(msg, linkinfo));
@@ -575,52 +594,12 @@ export class Netlink implements Disposable {
       if (!built) m.nlmsg_free(msg);
     }
     // nl_send_sync frees the message whatever happens.
-    this.#check(socketSyms().nl_send_sync(this.#socket, msg), what);
-  }
-
-  /** Creates a macvlan child (bridge mode unless told): the stand-in for IPoIB in tests. */
-  createMacvlan(req: { name: string; parentIndex: number; mode?: MacvlanMode }): void {
-    const s = linkCreateSyms();
-    const what = `create link ${JSON.stringify(req.name)}`;
-    const link = s.rtnl_link_macvlan_alloc();
-    if (!link) throw outOfMemory(what);
-    try {
-      this.#check(s.rtnl_link_macvlan_set_mode(link, MACVLAN_MODES[req.mode ?? "bridge"]), what);
-      s.rtnl_link_set_name(link, cString(req.name));
-      s.rtnl_link_set_link(link, req.parentIndex);
-      this.#check(s.rtnl_link_add(this.#socket, link, NLM_F_CREATE | NLM_F_EXCL), what);
-    } finally {
-      s.rtnl_link_put(link);
-    }
-  }
-
-  /** Creates a veth pair with both ends in this socket's namespace (test fixtures). */
-  createVeth(name: string, peer: string): void {
-    // Not rtnl_link_veth_add: it names the peer's namespace by pid, i.e. by the process's main
-    // thread, which is not the JS thread under `deno test`. A peer without a namespace
-    // attribute lands in the socket's namespace.
-    const s = linkCreateSyms();
-    const what = `create link ${JSON.stringify(name)}`;
-    const link = s.rtnl_link_veth_alloc();
-    if (!link) throw outOfMemory(what);
-    try {
-      const peerLink = s.rtnl_link_veth_get_peer(link);
-      if (!peerLink) throw outOfMemory(what);
-      try {
-        s.rtnl_link_set_name(peerLink, cString(peer));
-      } finally {
-        s.rtnl_link_put(peerLink);
-      }
-      s.rtnl_link_set_name(link, cString(name));
-      this.#check(s.rtnl_link_add(this.#socket, link, NLM_F_CREATE | NLM_F_EXCL), what);
-    } finally {
-      s.rtnl_link_put(link);
-    }
+    this.#check(libnl.nl_send_sync(this.#socket, msg), what);
   }
 
   /** Sends an RTM_NEWLINK for `index` carrying what `fill` sets on a changes object. */
   #change(index: number, what: string, fill: (changes: Ptr) => void): void {
-    const s = linkWriteSyms();
+    const s = libnlRoute;
     const orig = s.rtnl_link_alloc();
     if (!orig) throw outOfMemory(what);
     const changes = s.rtnl_link_alloc();
@@ -640,16 +619,20 @@ export class Netlink implements Disposable {
     this.#change(
       index,
       `move link ${index} to another namespace`,
-      (c) => linkWriteSyms().rtnl_link_set_ns_fd(c, nsFd),
+      (c) => libnlRoute.rtnl_link_set_ns_fd(c, nsFd),
     );
   }
 
-  /** Renames, sets the MTU of, and brings up or down a link, in one request. */
-  setLink(index: number, change: { name?: string; mtu?: number; up?: boolean }): void {
-    if (change.name === undefined && change.mtu === undefined && change.up === undefined) return;
-    const s = linkWriteSyms();
+  /**
+   * Renames, sets the MTU of, brings up or down, and sets the alias (IFLA_IFALIAS; "" removes it) of
+   * a link, in one request. The kernel ignores IFLA_IFALIAS in a create request: set it afterwards.
+   */
+  setLink(index: number, change: { name?: string; mtu?: number; up?: boolean; alias?: string }): void {
+    if (Object.values(change).every((v) => v === undefined)) return;
+    const s = libnlRoute;
     this.#change(index, `set link ${index}`, (c) => {
       if (change.name !== undefined) s.rtnl_link_set_name(c, cString(change.name));
+      if (change.alias !== undefined) s.rtnl_link_set_ifalias(c, cString(change.alias));
       if (change.mtu !== undefined) s.rtnl_link_set_mtu(c, change.mtu);
       if (change.up === true) s.rtnl_link_set_flags(c, IFF_UP);
       if (change.up === false) s.rtnl_link_unset_flags(c, IFF_UP);
@@ -658,7 +641,7 @@ export class Netlink implements Disposable {
 
   /** Deletes a link (a veth takes its peer with it). */
   deleteLink(index: number): void {
-    const s = linkWriteSyms();
+    const s = libnlRoute;
     const what = `delete link ${index}`;
     const link = s.rtnl_link_alloc();
     if (!link) throw outOfMemory(what);
@@ -670,25 +653,20 @@ export class Netlink implements Disposable {
     }
   }
 
-  /**
-   * Adds `cidr` (e.g. "10.1.0.5/24") to a link; fails with EEXIST if it is there already.
-   * `noDad` skips IPv6 duplicate address detection, so the address is usable at once.
-   */
-  addAddress(index: number, cidr: string, opts: { noDad?: boolean } = {}): void {
-    const ip = parseCidr(cidr);
-    const s = addrWriteSyms();
-    const what = `add address ${cidr} to link ${index}`;
+  /** Adds an address with its prefix length to a link; fails with EEXIST if it is there already. */
+  addAddress(index: number, cidr: CidrBytes): void {
+    const s = libnlRoute;
+    const what = `add address ${cidrText(cidr)} to link ${index}`;
     const addr = s.rtnl_addr_alloc();
     if (!addr) throw outOfMemory(what);
     try {
       s.rtnl_addr_set_ifindex(addr, index);
-      const local = buildAddr(ip);
+      const local = buildAddr(cidr);
       try {
         this.#check(s.rtnl_addr_set_local(addr, local), what);
       } finally {
-        addrSyms().nl_addr_put(local);
+        libnl.nl_addr_put(local);
       }
-      if (opts.noDad) s.rtnl_addr_set_flags(addr, IFA_F_NODAD);
       this.#check(s.rtnl_addr_add(this.#socket, addr, NLM_F_EXCL), what);
     } finally {
       s.rtnl_addr_put(addr);
@@ -697,7 +675,7 @@ export class Netlink implements Disposable {
 
   /** Addresses of one link, or of every link, IPv4 and IPv6. */
   listAddresses(index?: number): AddressInfo[] {
-    const s = addrReadSyms();
+    const s = libnlRoute;
     const out: AddressInfo[] = [];
     this.#walkCache("list addresses", (sk, slot) => s.rtnl_addr_alloc_cache(sk, slot), (obj) => {
       const ifindex = s.rtnl_addr_get_ifindex(obj);
@@ -716,17 +694,18 @@ export class Netlink implements Disposable {
     return out;
   }
 
-  /** Adds a route through `index`, optionally via a gateway; fails with EEXIST on an identical route. */
+  /**
+   * Adds a route through `index`, optionally via a gateway. By default fails with EEXIST when one
+   * with the same destination, table and metric exists; see {@link RouteRequest.existing}.
+   */
   addRoute(r: RouteRequest): void {
-    // Go plugins hand over route destinations masked (net.IPNet); do the same for "10.1.2.3/16".
-    const dst = maskCidr(parseCidr(r.dst));
-    const gw = r.gw === undefined ? undefined : parseIp(r.gw);
-    const what = `add route ${r.dst}${r.gw ? ` via ${r.gw}` : ""} dev ${r.index}`;
-    if (gw && gw.family !== dst.family) {
-      throw new CniError(ErrorCode.InvalidNetworkConfig, `${what}: gateway and destination differ in family`);
-    }
-    const s = routeWriteSyms();
-    const a = addrSyms();
+    // Go plugins hand over route destinations masked (net.IPNet); do the same for 10.1.2.3/16.
+    const dst = maskCidr(r.dst);
+    const gw = r.gw;
+    const what = `add route ${cidrText(r.dst)}${gw ? ` via ${ipText(gw)}` : ""} dev ${r.index}`;
+    const flags = r.existing === "create" ? 0 : r.existing === "append" ? NLM_F_APPEND : NLM_F_EXCL;
+    const s = libnlRoute;
+    const a = libnl;
     const route = s.rtnl_route_alloc();
     if (!route) throw outOfMemory(what);
     try {
@@ -752,9 +731,7 @@ export class Netlink implements Disposable {
       } finally {
         if (gwAddr) a.nl_addr_put(gwAddr);
       }
-      // NLM_F_CREATE without NLM_F_EXCL, as Go's RouteAddEcmp: the kernel appends beside a route to the same
-      // destination (IPv6: an ECMP sibling) and answers EEXIST only for an identical one.
-      this.#check(s.rtnl_route_add(this.#socket, route, 0), what);
+      this.#check(s.rtnl_route_add(this.#socket, route, flags), what); // libnl adds NLM_F_CREATE
     } finally {
       s.rtnl_route_put(route);
     }
@@ -762,7 +739,7 @@ export class Netlink implements Disposable {
 
   /** Routes of every table, filtered by output interface, family and table when given. */
   listRoutes(filter: { index?: number; family?: 4 | 6; table?: number } = {}): RouteInfo[] {
-    const s = routeReadSyms();
+    const s = libnlRoute;
     const af = filter.family === 4 ? AF_INET : filter.family === 6 ? AF_INET6 : AF_UNSPEC;
     const out: RouteInfo[] = [];
     const metric = new Uint32Array(1);

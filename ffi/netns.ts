@@ -12,9 +12,11 @@ import { CniError, ErrorCode } from "../lib/errors.ts";
 import {
   closeFd,
   Errno,
-  fileIdentity,
+  type FileId,
+  fileId,
   ioctlNoArg,
   O_NONBLOCK,
+  O_PATH,
   O_RDONLY,
   openFd,
   readLink,
@@ -29,6 +31,8 @@ const CLONE_NEWNET = 0x40000000;
 const NS_GET_NSTYPE = 0xb703;
 /** The calling thread's own namespace; /proc/self would name the main thread's. */
 const THREAD_NETNS = "/proc/thread-self/ns/net";
+/** The namespace the JS thread started in, recorded before its first switch (see {@link hostNetnsId}). */
+let startNetns: NetnsId | undefined;
 
 /** A namespace path that is missing or is not a network namespace: code InvalidNetns. */
 export class NetnsError extends CniError {
@@ -80,20 +84,100 @@ export function openNetns(path: string): number {
   return fd;
 }
 
-/**
- * True when two fds from {@link openNetns} refer to the same network namespace: equal device and inode of the
- * nsfs files (namespaces(7)), so `/proc/<pid>/ns/net` and a bind mount under `/run/netns` of the same
- * namespace compare equal, whatever their path text.
- */
-export function sameNetns(a: number, b: number): boolean {
-  const x = fileIdentity(a);
-  const y = fileIdentity(b);
-  return x.dev === y.dev && x.ino === y.ino;
-}
-
 /** Closes an fd from {@link openNetns}. */
 export function closeNetns(fd: number): void {
   closeFd(fd);
+}
+
+/**
+ * An open network namespace, closed on dispose (`using ns = Netns.open(path)`). Holding it keeps the
+ * namespace alive and names it by identity, whatever later happens to its path.
+ */
+export class Netns implements Disposable {
+  #fd: number;
+  /** The path it was opened from, for messages. */
+  readonly path: string;
+
+  private constructor(fd: number, path: string) {
+    this.#fd = fd;
+    this.path = path;
+  }
+
+  /** Opens and checks a network namespace path; throws NetnsError (code 8) as {@link openNetns}. */
+  static open(path: string): Netns {
+    return new Netns(openNetns(path), path);
+  }
+
+  /** The descriptor, for requests that name the namespace by fd (moving a link into it). */
+  get fd(): number {
+    if (this.#fd < 0) {
+      throw new CniError(ErrorCode.Internal, `network namespace ${this.path} used after close`);
+    }
+    return this.#fd;
+  }
+
+  /** Runs synchronous `fn` inside this namespace, as {@link withNetns}. */
+  run<T>(fn: () => T): T {
+    return withNetns(this.fd, fn);
+  }
+
+  /** This namespace's identity (nsfs device and inode). */
+  id(): NetnsId {
+    return fileId(this.fd);
+  }
+
+  /** Closes the descriptor; safe to call twice. */
+  [Symbol.dispose](): void {
+    if (this.#fd >= 0) closeFd(this.#fd);
+    this.#fd = -1;
+  }
+}
+
+/** A network namespace's identity: the (st_dev, st_ino) of its nsfs file. Compare with {@link sameNetns}. */
+export type NetnsId = FileId;
+
+/** True when two identities name the same namespace. */
+export function sameNetns(a: NetnsId, b: NetnsId): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
+}
+
+/**
+ * The identity of the namespace at `pathOrFd` (a path such as /proc/<pid>/ns/net or /run/netns/x, or an
+ * open fd), by fstat through libc: two paths name the same namespace exactly when their identities are
+ * equal, whatever their text. A path is opened with O_PATH (no FIFO can block it) and not checked to be
+ * a network namespace: compare the result with a known one. Throws NetnsError (code 8) with the errno
+ * when the path cannot be opened (ENOENT, or ESRCH for a process that is exiting).
+ */
+export function netnsId(pathOrFd: string | number): NetnsId {
+  if (typeof pathOrFd === "number") return fileId(pathOrFd);
+  let fd: number;
+  try {
+    fd = openFd(pathOrFd, O_PATH);
+  } catch (e) {
+    if (!(e instanceof SystemError)) throw e;
+    throw new NetnsError(`network namespace ${pathOrFd} cannot be opened`, e.errno, e.message);
+  }
+  try {
+    return fileId(fd);
+  } finally {
+    closeFd(fd);
+  }
+}
+
+/** The identity of the calling thread's current network namespace. */
+export function currentNetnsId(): NetnsId {
+  return netnsId(THREAD_NETNS);
+}
+
+/**
+ * The identity of the host's network namespace: the one the plugin process was started in (a runtime
+ * runs CNI plugins in the host's), recorded before the thread first switches, so it is right also when
+ * called inside {@link withNetns}. Not /proc/1/ns/net: reading PID 1's namespace needs ptrace access,
+ * which root lacks in some containers (EACCES on this project's machines).
+ */
+export function hostNetnsId(): NetnsId {
+  startNetns ??= currentNetnsId();
+  return startNetns;
 }
 
 /**
@@ -106,6 +190,7 @@ export function withNetns<T>(pathOrFd: string | number, fn: () => T): T {
   let original = -1;
   try {
     original = openFd(THREAD_NETNS, O_RDONLY);
+    startNetns ??= fileId(original); // the first switch starts from the starting namespace
     setns(
       target,
       CLONE_NEWNET,
@@ -136,19 +221,13 @@ export function currentNetns(): string {
   return readLink(THREAD_NETNS);
 }
 
-function procSysPath(key: string): string {
+/** The /proc/sys path of a sysctl key, refusing keys that would leave /proc/sys. */
+export function procSysPath(key: string): string {
   if (key.startsWith("/") || key.split("/").some((p) => p === "" || p === "." || p === "..")) {
-    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid sysctl key "${key}"`);
+    // Keys are built by lib/ from names it has validated: one that leaves /proc/sys is a caller's bug.
+    throw new CniError(ErrorCode.Internal, `invalid sysctl key "${key}"`);
   }
   return `/proc/sys/${key}`;
-}
-
-/**
- * Reads a sysctl of the thread's current namespace, e.g. "net/ipv4/conf/eth0/proxy_arp"
- * (slashes, because interface names may contain dots); null when it does not exist.
- */
-export function readSysctl(key: string): string | null {
-  return readTextFile(procSysPath(key))?.trim() ?? null;
 }
 
 /** Writes a sysctl of the thread's current namespace; throws SystemError (code IoFailure). */
@@ -163,7 +242,8 @@ export function writeSysctl(key: string, value: string): void {
  */
 export function readSysfsNet(ifname: string, attr: string): string | null {
   if (!/^[^/\s]{1,15}$/.test(ifname) || ifname === "." || ifname === ".." || !/^[\w.-]+$/.test(attr)) {
-    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid interface attribute "${ifname}/${attr}"`);
+    // Called with the name of a link the kernel reported: anything else is a caller's bug.
+    throw new CniError(ErrorCode.Internal, `invalid interface attribute "${ifname}/${attr}"`);
   }
   return readTextFile(`/sys/class/net/${ifname}/${attr}`)?.trim() ?? null;
 }

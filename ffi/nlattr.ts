@@ -10,7 +10,8 @@ const NLA_TYPE_MASK = 0x3fff;
 const NLA_HDRLEN = 4;
 const NLA_ALIGNTO = 4;
 
-const HOST_LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+/** Netlink values are in host byte order: read them with this endianness. */
+export const HOST_LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
 /** Attribute values by type; for a repeated type the last one wins, as in the kernel's nla_parse. */
 export type Attributes = Map<number, Uint8Array>;
@@ -33,19 +34,15 @@ export function parseAttributes(bytes: Uint8Array): Attributes {
   return out;
 }
 
-function fixed(attrs: Attributes, type: number, size: number): DataView | null {
+/** The value of `type` when it is exactly `size` bytes long, as a view for reading it. */
+export function fixedAttr(attrs: Attributes, type: number, size: number): DataView | null {
   const v = attrs.get(type);
   return v !== undefined && v.length === size ? new DataView(v.buffer, v.byteOffset, size) : null;
 }
 
 /** A u16 attribute's value; null when absent or not 2 bytes long. */
 export function attrU16(attrs: Attributes, type: number): number | null {
-  return fixed(attrs, type, 2)?.getUint16(0, HOST_LITTLE_ENDIAN) ?? null;
-}
-
-/** A u32 attribute's value; null when absent or not 4 bytes long. */
-export function attrU32(attrs: Attributes, type: number): number | null {
-  return fixed(attrs, type, 4)?.getUint32(0, HOST_LITTLE_ENDIAN) ?? null;
+  return fixedAttr(attrs, type, 2)?.getUint16(0, HOST_LITTLE_ENDIAN) ?? null;
 }
 
 /** A string attribute's value up to its NUL (iproute2 sends some without one); null when absent. */

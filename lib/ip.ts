@@ -1,8 +1,21 @@
 /**
- * IP addresses and prefixes in text: parsing, and the canonical (RFC 5952) spelling, so that what the
- * kernel reports and what a CNI result says compare equal however each spells an address.
+ * IP addresses and prefixes: the one parser of their text into bytes (what ffi/netlink.ts sends and
+ * returns), and the canonical (RFC 5952) spelling of bytes, so that what the kernel reports and what a
+ * CNI result says compare equal however each spells an address.
  * @module
  */
+
+/** An IP address in network byte order with its family. */
+export interface IpBytes {
+  family: 4 | 6;
+  /** 4 bytes for IPv4, 16 for IPv6. */
+  bytes: Uint8Array;
+}
+
+/** An address plus a prefix length, as in 10.1.0.5/24 (host bits kept). */
+export interface CidrBytes extends IpBytes {
+  prefix: number;
+}
 
 /** Decimal without leading zeros: Go (since 1.17) rejects "010.0.0.1", and so do we. */
 const DECIMAL = /^(0|[1-9][0-9]{0,2})$/;
@@ -77,15 +90,69 @@ export function formatIpv6(g: number[]): string {
   return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLen).join(":")}`;
 }
 
-/** Parses an IP address (IPv4 dotted quad or IPv6, compressed or not); `ip` is its canonical text. */
-export function parseIp(s: string): { family: 4 | 6; ip: string } | null {
+/**
+ * Parses an IP address (IPv4 dotted quad, or IPv6 compressed or not, with an optional dotted IPv4 tail)
+ * into bytes; null for anything else, zones ("%eth0") and "1.2.3.4::1" included.
+ */
+export function ipBytes(s: string): IpBytes | null {
   if (typeof s !== "string") return null;
   if (s.includes(":")) {
     const g = parseIpv6Groups(s);
-    return g ? { family: 6, ip: formatIpv6(g) } : null;
+    if (!g) return null;
+    const bytes = new Uint8Array(16);
+    g.forEach((x, i) => {
+      bytes[2 * i] = x >> 8;
+      bytes[2 * i + 1] = x & 0xff;
+    });
+    return { family: 6, bytes };
   }
   const b = parseIpv4Bytes(s);
-  return b ? { family: 4, ip: b.join(".") } : null;
+  return b ? { family: 4, bytes: Uint8Array.from(b) } : null;
+}
+
+/** Parses "address/prefix" (host bits allowed); null for anything else, including a prefix beyond 32 / 128. */
+export function cidrBytes(s: string): CidrBytes | null {
+  if (typeof s !== "string") return null;
+  const slash = s.indexOf("/");
+  if (slash === -1 || s.indexOf("/", slash + 1) !== -1) return null;
+  const p = s.slice(slash + 1);
+  if (!DECIMAL.test(p)) return null;
+  const ip = ipBytes(s.slice(0, slash));
+  if (!ip) return null;
+  const prefix = Number(p);
+  if (prefix > ip.bytes.length * 8) return null;
+  return { ...ip, prefix };
+}
+
+/** The canonical text of address bytes: dotted quad, or RFC 5952 for IPv6. */
+export function formatIpBytes(ip: IpBytes): string {
+  const b = ip.bytes;
+  if (ip.family === 4) return [0, 1, 2, 3].map((i) => b[i] ?? 0).join(".");
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push(((b[2 * i] ?? 0) << 8) | (b[2 * i + 1] ?? 0));
+  return formatIpv6(groups);
+}
+
+/** The canonical text of a prefix, "10.1.0.5/24". */
+export function formatCidr(c: CidrBytes): string {
+  return `${formatIpBytes(c)}/${c.prefix}`;
+}
+
+/** The network of a prefix: host bits cleared (10.1.2.3/16 becomes 10.1.0.0/16). */
+export function maskCidr(c: CidrBytes): CidrBytes {
+  const bytes = c.bytes.map((b, i) => b & (0xff << (8 - Math.max(0, Math.min(8, c.prefix - 8 * i)))) & 0xff);
+  return { family: c.family, bytes, prefix: c.prefix };
+}
+
+/** A hardware address of any length (6 bytes ethernet, 20 IPoIB) as lower-case colon hex; "" for none. */
+export function formatHwaddr(bytes: Uint8Array): string {
+  return Array.from(bytes, (x) => x.toString(16).padStart(2, "0")).join(":");
+}
+
+/** Parses an IP address (IPv4 dotted quad or IPv6, compressed or not); `ip` is its canonical text. */
+export function parseIp(s: string): { family: 4 | 6; ip: string } | null {
+  const b = ipBytes(s);
+  return b ? { family: b.family, ip: formatIpBytes(b) } : null;
 }
 
 /** The family of an IP address: 4, 6, or 0 when `s` is not an address. */
@@ -98,16 +165,8 @@ export function isIp(s: string): 4 | 6 | 0 {
  * Returns null for anything else, including a prefix with leading zeros or beyond 32 / 128.
  */
 export function parseCidr(s: string): { family: 4 | 6; ip: string; prefix: number } | null {
-  if (typeof s !== "string") return null;
-  const slash = s.indexOf("/");
-  if (slash === -1 || s.indexOf("/", slash + 1) !== -1) return null;
-  const p = s.slice(slash + 1);
-  if (!DECIMAL.test(p)) return null;
-  const ip = parseIp(s.slice(0, slash));
-  if (!ip) return null;
-  const prefix = Number(p);
-  if (prefix > (ip.family === 4 ? 32 : 128)) return null;
-  return { family: ip.family, ip: ip.ip, prefix };
+  const c = cidrBytes(s);
+  return c === null ? null : { family: c.family, ip: formatIpBytes(c), prefix: c.prefix };
 }
 
 /** The canonical spelling of an IP address, or null when `s` is not one. */
@@ -117,8 +176,8 @@ export function canonicalIp(s: string): string | null {
 
 /** The canonical spelling of "address/prefix", or null when `s` is not one. */
 export function canonicalCidr(s: string): string | null {
-  const c = parseCidr(s);
-  return c === null ? null : `${c.ip}/${c.prefix}`;
+  const c = cidrBytes(s);
+  return c === null ? null : formatCidr(c);
 }
 
 /** 4 or 6 for an address or a prefix, 0 when it is neither. */

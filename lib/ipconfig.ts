@@ -4,10 +4,10 @@
  * @module
  */
 
-import { Netlink, NetlinkError } from "../ffi/netlink.ts";
+import { type Netlink, NetlinkError, type RouteRequest } from "../ffi/netlink.ts";
 import { writeSysctl } from "../ffi/netns.ts";
 import { CniError, ErrorCode } from "./errors.ts";
-import { canonicalCidr, canonicalIp, ipFamily } from "./ip.ts";
+import { type CidrBytes, cidrBytes, formatCidr, formatIpBytes, type IpBytes, ipBytes } from "./ip.ts";
 import type { Result, ResultRoute } from "./result.ts";
 
 /** The smallest MTU a link can have IPv6 on (RFC 8200). */
@@ -38,16 +38,67 @@ function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+/** What ADD sends for a result: each address and route parsed once, into the bytes netlink takes. */
+export interface IpPlan {
+  addresses: CidrBytes[];
+  routes: Omit<RouteRequest, "index">[];
+  hasV6: boolean;
+}
+
+function invalid(what: string, text: string): CniError {
+  return new CniError(ErrorCode.InvalidNetworkConfig, `invalid ${what} "${text}"`);
+}
+
+function cidrOrThrow(text: string, what: string): CidrBytes {
+  return cidrBytes(text) ?? (() => {
+    throw invalid(what, text);
+  })();
+}
+
 /** The gateway a route uses: its own, else the gateway of the first address of its family (as Go plugins do). */
-function routeGateway(route: ResultRoute, result: Result): string | undefined {
+function routeGateway(route: ResultRoute, result: Result, family: 4 | 6): string | undefined {
   if (route.gw) return route.gw;
-  const family = ipFamily(route.dst);
-  return result.ips.find((ip) => ip.gateway && ipFamily(ip.address) === family)?.gateway;
+  return result.ips.find((ip) => ip.gateway && cidrBytes(ip.address)?.family === family)?.gateway;
 }
 
 /**
- * Adds the result's addresses and routes to `ifname` in the current namespace. IPv6 is enabled on the
- * interface when a v6 address comes, and ADD waits for DAD so a duplicate fails ADD instead of the pod.
+ * Parses the result's addresses and routes into bytes. Throws CniError InvalidNetworkConfig (7) for an
+ * address or route that is not one, or a gateway of another family than its route's destination.
+ */
+export function planIpConfig(result: Result): IpPlan {
+  const addresses = result.ips.map((ip) => cidrOrThrow(ip.address, "CIDR"));
+  const routes = result.routes.map((route) => {
+    const dst = cidrOrThrow(route.dst, "CIDR");
+    const gwText = routeGateway(route, result, dst.family);
+    let gw: IpBytes | undefined;
+    if (gwText !== undefined) {
+      gw = ipBytes(gwText) ?? undefined;
+      if (gw === undefined) throw invalid("IP address", gwText);
+      if (gw.family !== dst.family) {
+        throw new CniError(
+          ErrorCode.InvalidNetworkConfig,
+          `add route ${route.dst} via ${gwText}: gateway and destination differ in family`,
+        );
+      }
+    }
+    return {
+      dst,
+      gw,
+      metric: route.priority,
+      table: route.table,
+      scope: route.scope,
+      mtu: route.mtu,
+      advmss: route.advmss,
+    };
+  });
+  return { addresses, routes, hasV6: addresses.some((a) => a.family === 6) };
+}
+
+/**
+ * Adds the planned addresses and routes to link `index` (named `ifname`, of MTU `mtu`) through `nl`, a
+ * socket of the pod's namespace; the JS thread must be in that namespace too (sysctls follow the thread).
+ * IPv6 is enabled on the interface when a v6 address comes, and ADD waits for DAD so a duplicate fails
+ * ADD instead of the pod.
  *
  * Routes are added as Go's reference plugins add them (`RouteAddEcmp`: NLM_F_CREATE without NLM_F_EXCL):
  * a route to a destination the kernel already routes (the connected route of the subnet, a default route of
@@ -58,50 +109,37 @@ function routeGateway(route: ResultRoute, result: Result): string | undefined {
  *   is operationally up, so the addresses stay tentative until the port comes up and waiting only delays
  *   the pod (as containernetworking/plugins PR 1207 stops waiting on a link that is not up)
  */
-export function applyIpConfig(ifname: string, result: Result, opts: { settle?: boolean } = {}): void {
-  const nl = Netlink.open();
-  try {
-    const link = nl.getLink(ifname);
-    if (link === null) throw new CniError(ErrorCode.KernelFailure, `interface "${ifname}" vanished`);
-    const hasV6 = result.ips.some((ip) => ipFamily(ip.address) === 6);
-    if (hasV6 && link.mtu < IPV6_MIN_MTU) {
-      // The kernel keeps no IPv6 state at all on such a link: its conf/<ifname> sysctls do not even exist.
-      throw new CniError(
-        ErrorCode.InvalidNetworkConfig,
-        `IPv6 needs an MTU of at least ${IPV6_MIN_MTU}; "${ifname}" has ${link.mtu}`,
-        "raise mtu in the network configuration or use IPv4 addresses only",
-      );
-    }
-    if (hasV6) {
-      try {
-        writeSysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, "0");
-      } catch (e) {
-        throw new CniError(ErrorCode.IoFailure, `cannot enable IPv6 on "${ifname}"`, String(e), { cause: e });
-      }
-    }
-    for (const ip of result.ips) nl.addAddress(link.index, ip.address);
-    if (hasV6 && opts.settle !== false) waitForDad(nl, link.index, ifname);
-    for (const route of result.routes) {
-      addRouteUnlessEqual(nl, {
-        dst: route.dst,
-        gw: routeGateway(route, result),
-        index: link.index,
-        metric: route.priority,
-        table: route.table,
-        scope: route.scope,
-        mtu: route.mtu,
-        advmss: route.advmss,
-      });
-    }
-  } finally {
-    nl.close();
+export function applyIpConfig(
+  nl: Netlink,
+  link: { index: number; name: string; mtu: number },
+  plan: IpPlan,
+  opts: { settle?: boolean } = {},
+): void {
+  const ifname = link.name;
+  if (plan.hasV6 && link.mtu < IPV6_MIN_MTU) {
+    // The kernel keeps no IPv6 state at all on such a link: its conf/<ifname> sysctls do not even exist.
+    throw new CniError(
+      ErrorCode.InvalidNetworkConfig,
+      `IPv6 needs an MTU of at least ${IPV6_MIN_MTU}; "${ifname}" has ${link.mtu}`,
+      "raise mtu in the network configuration or use IPv4 addresses only",
+    );
   }
+  if (plan.hasV6) {
+    try {
+      writeSysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, "0");
+    } catch (e) {
+      throw new CniError(ErrorCode.IoFailure, `cannot enable IPv6 on "${ifname}"`, String(e), { cause: e });
+    }
+  }
+  for (const address of plan.addresses) nl.addAddress(link.index, address);
+  if (plan.hasV6 && opts.settle !== false) waitForDad(nl, link.index, ifname);
+  for (const route of plan.routes) addRouteUnlessEqual(nl, { ...route, index: link.index });
 }
 
 /** Adds a route; EEXIST (without NLM_F_EXCL the kernel says it only for an identical route) is success. */
-function addRouteUnlessEqual(nl: Netlink, route: Parameters<Netlink["addRoute"]>[0]): void {
+function addRouteUnlessEqual(nl: Netlink, route: RouteRequest): void {
   try {
-    nl.addRoute(route);
+    nl.addRoute({ ...route, existing: "create" });
   } catch (e) {
     if (!(e instanceof NetlinkError && e.errno === EEXIST)) throw e;
   }
@@ -115,7 +153,7 @@ function waitForDad(nl: Netlink, index: number, ifname: string): void {
     if (failed) {
       throw new CniError(
         ErrorCode.KernelFailure,
-        `duplicate address detection failed for ${failed.address} on "${ifname}"`,
+        `duplicate address detection failed for ${formatCidr(failed.address)} on "${ifname}"`,
         "another node on the network already uses this address",
       );
     }
@@ -140,18 +178,21 @@ function waitForDad(nl: Netlink, index: number, ifname: string): void {
  * route ADD found already present (the connected route, the primary network's default) need not be on ours.
  */
 export function checkIpConfig(nl: Netlink, index: number, expected: Result): string | null {
-  const have = new Set(nl.listAddresses(index).map((a) => canonicalCidr(a.address)));
+  const have = new Set(nl.listAddresses(index).map((a) => formatCidr(a.address)));
   for (const ip of expected.ips) {
-    if (!have.has(canonicalCidr(ip.address))) return `address ${ip.address} is missing`;
+    const want = cidrBytes(ip.address);
+    if (want === null || !have.has(formatCidr(want))) return `address ${ip.address} is missing`;
   }
   const routes = nl.listRoutes();
   for (const route of expected.routes) {
-    const dst = canonicalCidr(route.dst);
+    const dst = cidrBytes(route.dst);
+    const gw = route.gw === undefined ? undefined : ipBytes(route.gw);
     const table = route.table ?? RT_TABLE_MAIN;
-    const found = routes.some((r) =>
-      canonicalCidr(r.dst) === dst && r.table === table &&
-      (route.gw === undefined || (r.gw !== undefined && canonicalIp(r.gw) === canonicalIp(route.gw)))
-    );
+    const found = dst !== null && gw !== null &&
+      routes.some((r) =>
+        formatCidr(r.dst) === formatCidr(dst) && r.table === table &&
+        (gw === undefined || (r.gw !== undefined && formatIpBytes(r.gw) === formatIpBytes(gw)))
+      );
     if (!found) return `route to ${route.dst}${route.gw ? ` via ${route.gw}` : ""} is missing`;
   }
   return null;

@@ -4,13 +4,7 @@
  * @module
  */
 
-import {
-  IFLA_IPOIB_MODE,
-  IFLA_IPOIB_PKEY,
-  IFLA_IPOIB_UMCAST,
-  type LinkInfo,
-  type Netlink,
-} from "../ffi/netlink.ts";
+import type { LinkDataAttribute, LinkInfo, LinkRequest, Netlink } from "../ffi/netlink.ts";
 import { readSysfsNet } from "../ffi/netns.ts";
 import { type Attributes, attrU16 } from "../ffi/nlattr.ts";
 import type { NetConf } from "./config.ts";
@@ -19,6 +13,13 @@ import { CniError, ErrorCode } from "./errors.ts";
 
 /** ARPHRD_INFINIBAND from if_arp.h: the hardware type of every IPoIB interface. */
 export const ARPHRD_INFINIBAND = 32;
+
+/** IFLA_IPOIB_PKEY of if_link.h (u16, in IFLA_INFO_DATA): the partition key. */
+export const IFLA_IPOIB_PKEY = 1;
+/** IFLA_IPOIB_MODE (u16): 0 datagram, 1 connected. */
+export const IFLA_IPOIB_MODE = 2;
+/** IFLA_IPOIB_UMCAST (u16): 1 when user-space multicast is allowed. */
+export const IFLA_IPOIB_UMCAST = 3;
 
 /** The full-membership bit of a partition key; the kernel sets it on every child it creates. */
 const FULL_MEMBERSHIP = 0x8000;
@@ -54,6 +55,24 @@ export function ipoibSettingsProblem(data: Attributes, spec: ChildSpec): string 
     }
   }
   return null;
+}
+
+/**
+ * The RTM_NEWLINK of an IPoIB child of `parentIndex`, each setting sent as given (as iproute2's
+ * `ip link add name N link P type ipoib pkey K mode M umcast U` sends it, all u16); a setting left
+ * out leaves the kernel's default (the parent's pkey, mode and umcast). No IFLA_INFO_DATA when none
+ * is given. Source: the kernel's ipoib_netlink.c (ipoib_policy).
+ */
+export function ipoibLinkRequest(
+  name: string,
+  parentIndex: number,
+  settings: { pkey?: number; mode?: 0 | 1; umcast?: boolean },
+): LinkRequest {
+  const data: LinkDataAttribute[] = [];
+  if (settings.pkey !== undefined) data.push({ type: IFLA_IPOIB_PKEY, u16: settings.pkey });
+  if (settings.mode !== undefined) data.push({ type: IFLA_IPOIB_MODE, u16: settings.mode });
+  if (settings.umcast !== undefined) data.push({ type: IFLA_IPOIB_UMCAST, u16: settings.umcast ? 1 : 0 });
+  return { name, parentIndex, kind: "ipoib", data };
 }
 
 /** True when `link` is an IPoIB interface. */
@@ -116,14 +135,12 @@ export const ipoibDriver: LinkDriver = {
   },
 
   createChild(nl: Netlink, name: string, master: LinkInfo, spec: ChildSpec): void {
-    nl.createIpoibChild({
-      name,
-      parentIndex: master.index,
+    nl.createLink(ipoibLinkRequest(name, master.index, {
       // Sent as an operator writes it (0x8001); the kernel sets this bit on the child either way.
       pkey: spec.pkey === undefined ? undefined : spec.pkey | FULL_MEMBERSHIP,
       mode: spec.mode,
       umcast: spec.umcast,
-    });
+    }));
   },
 
   childProblem(nl: Netlink, link: LinkInfo, master: LinkInfo, spec: ChildSpec): string | null {

@@ -4,17 +4,10 @@
  * @module
  */
 
+import { Errno, openErrno } from "../ffi/libc.ts";
 import { AttachmentLock } from "../ffi/lock.ts";
-import { Netlink } from "../ffi/netlink.ts";
-import {
-  closeNetns,
-  currentNetns,
-  NetnsError,
-  openNetns,
-  sameNetns,
-  withNetns,
-  writeSysctl,
-} from "../ffi/netns.ts";
+import { type LinkInfo, Netlink } from "../ffi/netlink.ts";
+import { Netns, NetnsError, sameNetns, writeSysctl } from "../ffi/netns.ts";
 import { type NetConf, parseDelConf, parseNetConf } from "./config.ts";
 import type { ChildSpec, LinkDriver } from "./driver.ts";
 import { type CniEnv, kernelNameProblem, requireCniPath } from "./env.ts";
@@ -22,7 +15,7 @@ import { CniError, ErrorCode } from "./errors.ts";
 import { Ipam, IpamNotFound, validateCniPath } from "./ipam.ts";
 import { Logger } from "./log.ts";
 import { formatResult, limitToVersion, mergePrevResult, parseResult, type Result } from "./result.ts";
-import { applyIpConfig, checkIpConfig, isOperUp } from "./ipconfig.ts";
+import { applyIpConfig, checkIpConfig, isOperUp, planIpConfig } from "./ipconfig.ts";
 import { temporaryName } from "./temporary_name.ts";
 import { requireVersion } from "./version.ts";
 
@@ -123,19 +116,9 @@ function lockAttachment(env: CniEnv, conf: NetConf, log: Logger): Promise<Attach
   });
 }
 
-/** Runs `fn` with a netlink socket of the current namespace, always closing it. */
-function withNetlink<T>(fn: (nl: Netlink) => T): T {
-  const nl = Netlink.open();
-  try {
-    return fn(nl);
-  } finally {
-    nl.close();
-  }
-}
-
 /** The master link from the host namespace, checked by the driver; throws when missing or unusable. */
-function lookupMaster(ctx: Context) {
-  const master = withNetlink((nl) => nl.getLink(ctx.conf.master));
+function lookupMaster(host: Netlink, ctx: Context) {
+  const master = host.getLink(ctx.conf.master);
   if (master === null) {
     throw new CniError(
       ErrorCode.InvalidNetworkConfig,
@@ -161,23 +144,74 @@ function requireMasterUp(master: { name: string; up: boolean }): void {
   }
 }
 
-/** Deletes a link by name in the current namespace when it exists; true when there was one. */
-function deleteLinkNamed(name: string): boolean {
-  return withNetlink((nl) => {
-    const link = nl.getLink(name);
-    if (link !== null) nl.deleteLink(link.index);
-    return link !== null;
+/** The child's MTU: the configured one, else the master's; never above the master's. */
+function childMtu(conf: NetConf, master: LinkInfo): number {
+  const mtu = conf.mtu ?? master.mtu;
+  if (mtu > master.mtu) {
+    throw new CniError(
+      ErrorCode.InvalidNetworkConfig,
+      `mtu ${mtu} exceeds the MTU ${master.mtu} of master "${master.name}"`,
+    );
+  }
+  return mtu;
+}
+
+/** Deletes a link by name in the socket's namespace when it exists; true when there was one. */
+function deleteLinkNamed(nl: Netlink, name: string): boolean {
+  const link = nl.getLink(name);
+  if (link !== null) nl.deleteLink(link.index);
+  return link !== null;
+}
+
+/** Finds the link `name` that a step has just made or moved; its absence is a kernel failure. */
+function requireLink(nl: Netlink, name: string, what: string): LinkInfo {
+  const link = nl.getLink(name);
+  if (link === null) throw new CniError(ErrorCode.KernelFailure, `link ${name} vanished after ${what}`);
+  return link;
+}
+
+/**
+ * Defers `fn` on `undo` as a logged cleanup step that never throws: a cleanup that fails is logged, and
+ * the runtime sees the failure that started the rollback, not the cleanup's.
+ */
+function deferCleanup(undo: AsyncDisposableStack, log: Logger, what: string, fn: () => unknown): void {
+  undo.defer(async () => {
+    try {
+      await log.stepAsync(`cleanup: ${what}`, async () => await fn());
+    } catch { /* logged by stepAsync */ }
+  });
+}
+
+/**
+ * Defers deleting link `index` through `nl` (a socket of the `where` namespace) if it is still there
+ * then, under whatever name it has by then: a link that has moved on, or is gone, is not this undo's.
+ * Never throws, as {@link deferCleanup}.
+ */
+function deferDeleteLink(
+  undo: AsyncDisposableStack,
+  log: Logger,
+  nl: Netlink,
+  index: number,
+  where: "host" | "pod",
+): void {
+  undo.defer(() => {
+    try {
+      const link = nl.getLink(index);
+      if (link !== null) {
+        log.step(`cleanup: delete link ${link.name} in the ${where}`, () => nl.deleteLink(index));
+      }
+    } catch { /* logged by step, or a lookup failure nothing can act on */ }
   });
 }
 
 /**
  * Fails when CNI_NETNS no longer names the namespace the child was moved into: the runtime removed the
- * sandbox while ADD ran (the open fd kept the namespace alive until now).
+ * sandbox while ADD ran (the open namespace kept it alive until now).
  */
-function requireSameNetns(nsFd: number, path: string): void {
-  let now: string;
+function requireSameNetns(pod: Netns, path: string): void {
+  let now: Netns;
   try {
-    now = withNetns(path, currentNetns);
+    now = Netns.open(path);
   } catch (e) {
     if (!(e instanceof NetnsError)) throw e;
     throw new CniError(
@@ -189,119 +223,102 @@ function requireSameNetns(nsFd: number, path: string): void {
       },
     );
   }
-  if (now !== withNetns(nsFd, currentNetns)) {
+  using _ = now;
+  if (!sameNetns(now.id(), pod.id())) {
     throw new CniError(ErrorCode.InvalidNetns, `network namespace ${path} was replaced during ADD`);
   }
 }
 
 async function cmdAdd(ctx: Context): Promise<unknown> {
-  const { env, conf, driver, log } = ctx;
+  const { env, conf, driver, log, ipam } = ctx;
   // Chained after other plugins: their result is passed through with ours appended (CNI spec, chaining).
   const prev = conf.prevResult === undefined
     ? null
     : parseResult({ cniVersion: conf.cniVersion, ...conf.prevResult }, "prevResult");
-  const nsFd = log.step("open netns", () => openNetns(env.netns));
-  try {
-    const { master, spec } = log.step("inspect master", () => {
-      const found = lookupMaster(ctx);
-      requireMasterUp(found.master);
-      return found;
-    });
-    const mtu = conf.mtu ?? master.mtu;
-    if (mtu > master.mtu) {
-      throw new CniError(
-        ErrorCode.InvalidNetworkConfig,
-        `mtu ${mtu} exceeds the MTU ${master.mtu} of master "${master.name}"`,
-      );
-    }
+  using pod = log.step("open netns", () => Netns.open(env.netns));
+  using host = Netlink.open();
+  using podNl = pod.run(() => Netlink.open());
+  const { master, spec } = log.step("inspect master", () => {
+    const found = lookupMaster(host, ctx);
+    requireMasterUp(found.master);
+    return found;
+  });
+  const mtu = childMtu(conf, master);
+  await using undo = new AsyncDisposableStack();
 
-    // Created under a temporary name in the host namespace, then moved: CNI_IFNAME may exist on the host.
-    const tmpName = await temporaryName(env.containerId, env.ifname);
-    if (deleteLinkNamed(tmpName)) log.info(`removed ${tmpName}, left in the host by an interrupted ADD`);
-    log.step(
-      `create child ${tmpName}`,
-      () => withNetlink((nl) => driver.createChild(nl, tmpName, master, spec)),
+  // Created under a temporary name in the host namespace, then moved: CNI_IFNAME may exist on the host.
+  const tmpName = await temporaryName(env.containerId, env.ifname);
+  if (deleteLinkNamed(host, tmpName)) log.info(`removed ${tmpName}, left in the host by an interrupted ADD`);
+  const created = log.step(`create child ${tmpName}`, () => {
+    driver.createChild(host, tmpName, master, spec);
+    return requireLink(host, tmpName, "create");
+  });
+  deferDeleteLink(undo, log, host, created.index, "host");
+
+  log.step("move to netns", () => host.moveToNetns(created.index, pod.fd));
+  const child = requireLink(podNl, tmpName, "move"); // its index may differ in the pod
+  deferDeleteLink(undo, log, podNl, child.index, "pod");
+
+  const iface = log.step(
+    "configure link",
+    () => pod.run(() => configureChild(podNl, child, env.ifname, mtu, env.netns)),
+  );
+
+  let result: Result = { interfaces: [], ips: [], routes: [], dns: {} };
+  if (ipam !== null) {
+    // A plugin that failed or was killed part-way may still hold a lease: DEL is always safe to repeat.
+    deferCleanup(undo, log, "ipam del", () => ipam.exec("DEL"));
+    // Applied as the config's version can print it, so ADD installs what it reports and CHECK finds.
+    result = limitToVersion(
+      parseResult(
+        await log.stepAsync("ipam add", () => ipam.exec("ADD")),
+        `IPAM plugin "${ipam.type}" result`,
+      ),
+      conf.cniVersion,
     );
-    let childIn: "host" | "pod" = "host";
-    let childName = tmpName;
-    const removeChild = () => {
-      try {
-        log.step(`cleanup: delete link ${childName} in the ${childIn}`, () => {
-          if (childIn === "host") deleteLinkNamed(childName);
-          else withNetns(nsFd, () => deleteLinkNamed(childName));
-        });
-      } catch { /* logged; the original failure is what the runtime must see */ }
-    };
-    try {
-      log.step("move to netns", () =>
-        withNetlink((nl) => {
-          const link = nl.getLink(tmpName);
-          if (link === null) {
-            throw new CniError(ErrorCode.KernelFailure, `link ${tmpName} vanished after create`);
-          }
-          nl.moveToNetns(link.index, nsFd);
-        }));
-      childIn = "pod";
-      const iface = log.step("configure link", () =>
-        withNetns(nsFd, () =>
-          withNetlink((nl) => {
-            if (nl.getLink(env.ifname) !== null) {
-              throw new CniError(
-                ErrorCode.InvalidEnvironment,
-                `interface "${env.ifname}" already exists in ${env.netns}`,
-                "CNI_IFNAME must be unique within the container's network namespace",
-              );
-            }
-            const link = nl.getLink(tmpName)!;
-            writeLinkSysctls(tmpName);
-            nl.setLink(link.index, { name: env.ifname, mtu });
-            childName = env.ifname;
-            nl.setLink(link.index, { up: true });
-            return nl.getLink(link.index)!;
-          })));
-
-      let result: Result = { interfaces: [], ips: [], routes: [], dns: {} };
-      const ipam = ctx.ipam;
-      try {
-        if (ipam !== null) {
-          // Applied as the config's version can print it, so ADD installs what it reports and CHECK finds.
-          result = limitToVersion(
-            parseResult(
-              await log.stepAsync("ipam add", () => ipam.exec("ADD")),
-              `IPAM plugin "${ipam.type}" result`,
-            ),
-            conf.cniVersion,
-          );
-          if (result.ips.length === 0) {
-            throw new CniError(ErrorCode.IpamFailure, `IPAM plugin "${ipam.type}" returned no IP addresses`);
-          }
-          log.step(
-            "apply addresses and routes",
-            () => withNetns(nsFd, () => applyIpConfig(env.ifname, result, { settle: isOperUp(master) })),
-          );
-        }
-        log.step("verify netns", () => requireSameNetns(nsFd, env.netns));
-      } catch (e) {
-        // A plugin that failed or was killed part-way may still hold a lease: DEL is always safe to repeat.
-        if (ipam !== null) await log.stepAsync("cleanup: ipam del", () => ipam.exec("DEL")).catch(() => {});
-        throw e;
-      }
-      return formatResult(
-        mergePrevResult(prev, {
-          interfaces: [{ name: env.ifname, mac: iface.hwaddr, mtu: iface.mtu, sandbox: env.netns }],
-          ips: result.ips.map((ip) => ({ ...ip, interface: 0 })),
-          routes: result.routes,
-          dns: conf.dns ?? result.dns,
-        }),
-        conf.cniVersion,
-      );
-    } catch (e) {
-      removeChild();
-      throw e;
+    if (result.ips.length === 0) {
+      throw new CniError(ErrorCode.IpamFailure, `IPAM plugin "${ipam.type}" returned no IP addresses`);
     }
-  } finally {
-    closeNetns(nsFd);
+    const plan = planIpConfig(result);
+    // Without carrier DAD cannot run: the addresses settle when the port comes up (PR 1207 of the plugins).
+    const settle = isOperUp(master);
+    log.step(
+      "apply addresses and routes",
+      () => pod.run(() => applyIpConfig(podNl, iface, plan, { settle })),
+    );
   }
+  log.step("verify netns", () => requireSameNetns(pod, env.netns));
+
+  // Formatting can still refuse (a result without addresses has no 0.1.0 form): before the undo is dropped.
+  const output = formatResult(
+    mergePrevResult(prev, {
+      interfaces: [{ name: env.ifname, mac: iface.hwaddr, mtu: iface.mtu, sandbox: env.netns }],
+      ips: result.ips.map((ip) => ({ ...ip, interface: 0 })),
+      routes: result.routes,
+      dns: conf.dns ?? result.dns,
+    }),
+    conf.cniVersion,
+  );
+  undo.move(); // success: keep the child and the lease
+  return output;
+}
+
+/**
+ * Renames the moved child to `ifname` with its MTU, sets its sysctls, and brings it up; returns the link
+ * as the kernel then reports it. Runs inside the pod's namespace (sysctls follow the thread).
+ */
+function configureChild(nl: Netlink, child: LinkInfo, ifname: string, mtu: number, netns: string): LinkInfo {
+  if (nl.getLink(ifname) !== null) {
+    throw new CniError(
+      ErrorCode.InvalidEnvironment,
+      `interface "${ifname}" already exists in ${netns}`,
+      "CNI_IFNAME must be unique within the container's network namespace",
+    );
+  }
+  writeLinkSysctls(child.name);
+  nl.setLink(child.index, { name: ifname, mtu });
+  nl.setLink(child.index, { up: true });
+  return requireLink(nl, ifname, "configure");
 }
 
 /** proxy_arp and arp_notify on the child, before it gets addresses (arp_notify sends gratuitous ARP then). */
@@ -334,11 +351,14 @@ async function cmdDel(ctx: Context): Promise<null> {
   }
   // An ADD killed part-way may have left its child under the temporary name, in the host or in the pod.
   const tmpName = await temporaryName(env.containerId, env.ifname);
-  log.step(`delete ${tmpName} in the host`, () => deleteLinkNamed(tmpName));
+  log.step(`delete ${tmpName} in the host`, () => {
+    using host = Netlink.open();
+    deleteLinkNamed(host, tmpName);
+  });
   if (env.netns === "") return null;
-  let nsFd: number;
+  let pod: Netns;
   try {
-    nsFd = openNetns(env.netns);
+    pod = Netns.open(env.netns);
   } catch (e) {
     // Nothing of ours can be in a namespace that is gone, nor in a path that is none (ADD refuses those):
     // failing would make the runtime retry forever.
@@ -346,26 +366,24 @@ async function cmdDel(ctx: Context): Promise<null> {
     log.info(`delete link: ${e.message}; nothing to delete there`);
     return null;
   }
-  try {
-    log.step("delete link", () =>
-      withNetns(nsFd, () => {
-        deleteLinkNamed(env.ifname);
-        deleteLinkNamed(tmpName);
-      }));
-  } finally {
-    closeNetns(nsFd);
-  }
+  using _ = pod;
+  log.step("delete link", () =>
+    pod.run(() => {
+      using nl = Netlink.open();
+      deleteLinkNamed(nl, env.ifname);
+      deleteLinkNamed(nl, tmpName);
+    }));
   return null;
 }
 
-/** True when the namespace path no longer exists (the runtime already tore the sandbox down). */
+/**
+ * True when the namespace path no longer exists (the runtime already tore the sandbox down): open(2)
+ * answers ENOENT, or ESRCH for /proc/<pid>/ns/net of a process that is exiting. Through libc, because
+ * Deno refuses /proc paths under the plugin's permissions.
+ */
 function netnsIsGone(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return false;
-  } catch (e) {
-    return e instanceof Deno.errors.NotFound;
-  }
+  const e = openErrno(path);
+  return e === Errno.ENOENT || e === Errno.ESRCH;
 }
 
 async function cmdCheck(ctx: Context): Promise<null> {
@@ -385,23 +403,28 @@ async function cmdCheck(ctx: Context): Promise<null> {
     const ipam = ctx.ipam;
     await log.stepAsync("ipam check", () => ipam.exec("CHECK"));
   }
-  const { master, spec } = lookupMaster(ctx);
-  const nsFd = openNetns(env.netns);
-  try {
-    withNetns(nsFd, () => withNetlink((nl) => checkInterface(nl, ctx, prev, master, spec, nsFd)));
-  } finally {
-    closeNetns(nsFd);
-  }
+  const { master, spec } = withHostNetlink((host) => lookupMaster(host, ctx));
+  using pod = Netns.open(env.netns);
+  pod.run(() => {
+    using nl = Netlink.open();
+    checkInterface(nl, ctx, prev, master, spec, pod);
+  });
   return null;
+}
+
+/** Runs `fn` with a netlink socket of the host (current) namespace, closed afterwards. */
+function withHostNetlink<T>(fn: (host: Netlink) => T): T {
+  using host = Netlink.open();
+  return fn(host);
 }
 
 function checkInterface(
   nl: Netlink,
   ctx: Context,
   prev: Result,
-  master: ReturnType<typeof lookupMaster>["master"],
+  master: LinkInfo,
   spec: ChildSpec,
-  nsFd: number,
+  pod: Netns,
 ): void {
   const { env, driver } = ctx;
   const fail = (msg: string) => {
@@ -422,7 +445,7 @@ function checkInterface(
   const ifIndex = prev.interfaces.findIndex((i) => i.name === env.ifname && i.sandbox !== undefined);
   const recorded = prev.interfaces[ifIndex];
   if (recorded === undefined) fail(`prevResult has no interface "${env.ifname}" in a sandbox`);
-  if (!namesSameNetns(recorded!.sandbox!, nsFd)) {
+  if (!namesSameNetns(recorded!.sandbox!, pod)) {
     fail(`prevResult puts interface "${env.ifname}" in sandbox ${recorded!.sandbox}, not in ${env.netns}`);
   }
   if (recorded?.mac && recorded.mac.toLowerCase() !== link.hwaddr.toLowerCase()) {
@@ -438,20 +461,17 @@ function checkInterface(
   if (problemIp !== null) fail(problemIp);
 }
 
-/** True when `path` opens as the namespace of `nsFd` (by device and inode, not path text). */
-function namesSameNetns(path: string, nsFd: number): boolean {
-  let fd: number;
+/** True when `path` opens as the namespace `pod` (by device and inode, not path text). */
+function namesSameNetns(path: string, pod: Netns): boolean {
+  let other: Netns;
   try {
-    fd = openNetns(path);
+    other = Netns.open(path);
   } catch (e) {
     if (e instanceof NetnsError) return false;
     throw e;
   }
-  try {
-    return sameNetns(fd, nsFd);
-  } finally {
-    closeNetns(fd);
-  }
+  using _ = other;
+  return sameNetns(other.id(), pod.id());
 }
 
 async function cmdGc(ctx: Context): Promise<null> {
@@ -464,7 +484,7 @@ async function cmdGc(ctx: Context): Promise<null> {
 async function cmdStatus(ctx: Context): Promise<null> {
   requireVersion(ctx.conf.cniVersion, "1.1.0", "STATUS");
   try {
-    requireMasterUp(lookupMaster(ctx).master);
+    requireMasterUp(withHostNetlink((host) => lookupMaster(host, ctx)).master);
   } catch (e) {
     if (e instanceof CniError && e.code === ErrorCode.PluginNotAvailable) throw e;
     const why = e instanceof Error ? e.message : String(e);

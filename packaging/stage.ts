@@ -1,7 +1,7 @@
 /**
  * Stages one entry point for `deno compile`: copies exactly the local modules of its module graph, plus
  * deno.json and deno.lock, into a fresh directory, and writes the stamped version into the staged
- * `lib/build_info.ts`. The tracked file is never touched, and compile cannot embed anything (tests, the
+ * `lib/build_info.json` (a JSON module, rewritten whole rather than edited). The tracked file is never touched, and compile cannot embed anything (tests, the
  * npm-installed Deno under .tools/) that the entry does not import.
  *
  * Usage: `deno run --allow-read --allow-write=<out> --allow-run=<deno> packaging/stage.ts --out=DIR
@@ -20,32 +20,23 @@ export interface Stamp {
 }
 
 /** Where the version information lives, relative to the repository root. */
-export const BUILD_INFO_PATH = "lib/build_info.ts";
+export const BUILD_INFO_PATH = "lib/build_info.json";
 
 /** Directories whose files must never end up in an executable. */
-const FORBIDDEN_PREFIXES = ["tests/", ".tools/", "build/", "bench/"];
+const FORBIDDEN_PREFIXES = ["tests/", ".tools/", "build/", "bench/", "demo/", "support/"];
 
 /**
- * Returns `source` (the text of lib/build_info.ts) with each non-empty stamp value replacing the string of its
- * `BUILD_INFO` property. Throws when a property is not written as `name: "…",` on a line of its own: a stamp
- * that silently missed would ship the defaults.
+ * Returns `source` (the text of lib/build_info.json) with each non-empty stamp value in place of its
+ * default, as JSON. Throws when the file is not a JSON object holding a string for each of version,
+ * commit and date: a stamp that silently missed would ship the defaults.
  */
 export function stampBuildInfo(source: string, stamp: Stamp): string {
-  let out = source;
+  const info = JSON.parse(source) as Record<string, unknown>;
   for (const key of ["version", "commit", "date"] as const) {
-    const value = stamp[key];
-    if (!value) continue;
-    const pattern = new RegExp(`^(\\s*${key}:\\s*)"(?:[^"\\\\\\n]|\\\\.)*"(,?)\\s*$`, "m");
-    const matches = out.split("\n").filter((line) => pattern.test(line)).length;
-    if (matches !== 1) {
-      throw new Error(`${BUILD_INFO_PATH}: expected one line '${key}: "…",', found ${matches}`);
-    }
-    out = out.replace(
-      pattern,
-      (_m, head: string, comma: string) => `${head}${JSON.stringify(value)}${comma}`,
-    );
+    if (typeof info?.[key] !== "string") throw new Error(`${BUILD_INFO_PATH}: expected a string "${key}"`);
+    if (stamp[key]) info[key] = stamp[key];
   }
-  return out;
+  return JSON.stringify(info, null, 2) + "\n";
 }
 
 /** One module of `deno info --json`. */

@@ -177,7 +177,7 @@ Deno.test("a route whose gateway is not reachable on the link: code 100, lease r
 
 /** Kernel steps made to fail by injection, with what the child has been through when they fail. */
 const INJECTED: [string, string][] = [
-  ["createMacvlan:1", "creating the child"],
+  ["createLink:1", "creating the child"],
   ["moveToNetns:1", "moving the child into the pod"],
   ["setLink:1", "renaming the child in the pod"],
   ["setLink:2", "bringing the child up"],

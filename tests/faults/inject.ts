@@ -14,7 +14,7 @@ import { Netlink, NetlinkError } from "../../ffi/netlink.ts";
 import { exists } from "../helpers/fs.ts";
 
 /** The kernel steps of ADD that can be made to fail or pause. */
-export const STEPS = ["createMacvlan", "moveToNetns", "setLink", "addAddress", "addRoute"] as const;
+export const STEPS = ["createLink", "moveToNetns", "setLink", "addAddress", "addRoute"] as const;
 
 /** One of {@link STEPS}. */
 export type Step = typeof STEPS[number];

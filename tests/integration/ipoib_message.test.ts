@@ -1,7 +1,7 @@
 /**
  * Message-level proof of the IPoIB request. No InfiniBand exists here, so the kernel refuses
  * both requests; what is compared is what was sent. The RTM_NEWLINK of
- * `Netlink.createIpoibChild` (run by fixtures/send_ipoib.ts) and the one of iproute2's
+ * `Netlink.createLink` with lib/ipoib.ts's request (run by fixtures/send_ipoib.ts) and the one of iproute2's
  * `ip link add name N link P type ipoib pkey K mode M umcast U` are captured with
  * `strace -f -xx -e trace=sendmsg -e write=all` and decoded here.
  *
@@ -16,7 +16,7 @@
  */
 
 import { assert, assertEquals } from "@std/assert";
-import { run, TestNetns } from "./helpers_netns.ts";
+import { run, TestNetns } from "../../support/net.ts";
 
 const RTM_NEWLINK = 16;
 const NLA_F_NESTED = 0x8000;
@@ -193,7 +193,7 @@ const fixture = new URL("./fixtures/send_ipoib.ts", import.meta.url).pathname;
 for (const c of CASES) {
   const label = `pkey ${c.pkey?.toString(16) ?? "-"} mode ${c.mode ?? "-"} umcast ${c.umcast ?? "-"}`;
   Deno.test(`IPoIB RTM_NEWLINK equals iproute2's (${label})`, () => {
-    using ns = new TestNetns("nli");
+    using ns = TestNetns.createSync("nli");
     const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "ipoib-msg-" });
     try {
       run("ip", "-n", ns.name, "link", "add", "pv0", "type", "veth", "peer", "name", "pv1");

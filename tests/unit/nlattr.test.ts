@@ -4,7 +4,8 @@
  */
 
 import { assertEquals } from "@std/assert";
-import { attrString, attrU16, attrU32, parseAttributes } from "../../ffi/nlattr.ts";
+import { attrString, attrU16, parseAttributes } from "../../ffi/nlattr.ts";
+import { attrU32 } from "../standin/driver.ts";
 
 /** Bytes from hex, one attribute per argument for readability ("0600 0100 0180 0000"). */
 function hex(...parts: string[]): Uint8Array {
