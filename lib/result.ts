@@ -234,9 +234,11 @@ function gatewayFor(f: Fields, key: string, address: { text: string; family: 4 |
 function parseIpConfig(label: string, path: string, v: unknown, interfaceCount: number): ResultIp {
   const f: Fields = Fields.of(label, path, v);
   const address = f.cidr("address");
-  // 0.3.x/0.4.0 carry a "version"; a result mislabelled with an old version may lack it, which is harmless
-  // since the address says the family, but a version that contradicts the address is a broken result.
-  if (f.has("version")) {
+  // 0.3.x/0.4.0 carry a "version"; a result mislabelled with an old version may lack it, and libcni 1.1
+  // re-encodes a 0.4.0 result printed without it (Go loopback's) with `"version": ""` before handing it on
+  // as prevResult. Both are harmless since the address says the family (Go plugins accept them, and print
+  // the family again), but a version that contradicts the address is a broken result.
+  if (f.has("version") && f.obj.version !== "") {
     const ver = f.obj.version;
     if (ver !== "4" && ver !== "6") f.fail("version", `must be "4" or "6", got ${describe(ver)}`);
     if (ver !== String(address.family)) {

@@ -252,6 +252,57 @@ Deno.test("parseResult accepts a 0.3.1-labelled result whose ips lack version (1
   ]);
 });
 
+// libcni 1.1.2 decodes a plugin's 0.4.0 output into Go's types040.Result and encodes it again for the next
+// plugin's prevResult: an IP printed without "version" (Go loopback 1.1.1's) comes back as `"version": ""`.
+const LIBCNI_LOOPBACK_PREV = {
+  cniVersion: "0.4.0",
+  interfaces: [{ name: "lo", mac: "00:00:00:00:00:00", sandbox: "/var/run/netns/cni-1" }],
+  ips: [
+    { version: "", interface: 0, address: "127.0.0.1/8" },
+    { version: "", interface: 0, address: "::1/128" },
+  ],
+  dns: {},
+};
+
+Deno.test("parseResult derives an empty ips version from the address (libcni's re-encoded prevResult)", () => {
+  for (const label of ["prevResult", "IPAM result"]) {
+    const r = parseResult(LIBCNI_LOOPBACK_PREV, label);
+    assertEquals(r.ips, [
+      { interface: 0, address: "127.0.0.1/8" },
+      { interface: 0, address: "::1/128" },
+    ]);
+    // Passed on in 0.4.0, each IP says its family again.
+    assertEquals(formatResult(r, "0.4.0").ips, [
+      { version: "4", interface: 0, address: "127.0.0.1/8" },
+      { version: "6", interface: 0, address: "::1/128" },
+    ]);
+  }
+  // A missing version at 0.4.0 reads the same way.
+  assertEquals(
+    parseResult({ cniVersion: "0.4.0", ips: [{ address: "10.0.0.5/24" }] }, "prevResult").ips,
+    [{ address: "10.0.0.5/24" }],
+  );
+});
+
+Deno.test("parseResult still refuses an ips version that contradicts the address or is not 4/6", () => {
+  const ip = (version: unknown, address: string) => ({ cniVersion: "0.4.0", ips: [{ version, address }] });
+  assertCniError(
+    () => parseResult(ip("4", "::1/128"), "prevResult"),
+    ErrorCode.DecodingFailure,
+    'prevResult: ips[0].version "4" contradicts ips[0].address "::1/128"',
+  );
+  assertCniError(
+    () => parseResult(ip(" ", "10.0.0.5/24"), "prevResult"),
+    ErrorCode.DecodingFailure,
+    'prevResult: ips[0].version must be "4" or "6", got string " "',
+  );
+  assertCniError(
+    () => parseResult(ip("IPv4", "10.0.0.5/24")),
+    ErrorCode.DecodingFailure,
+    'IPAM result: ips[0].version must be "4" or "6", got string "IPv4"',
+  );
+});
+
 Deno.test("parseResult accepts a zoned link-local IPv6 nameserver", () => {
   assertEquals(parseResult({ cniVersion: "1.0.0", dns: { nameservers: ["fe80::1%eth0"] } }).dns, {
     nameservers: ["fe80::1%eth0"],
