@@ -348,48 +348,6 @@ const LIBNL_ROUTE_SYMBOLS = {
     ],
     result: "i32",
   },
-  /** int rtnl_route_alloc_cache(struct nl_sock *sk, int family, int flags, struct nl_cache **result) */
-  rtnl_route_alloc_cache: {
-    parameters: [
-      "pointer", /* struct nl_sock *sk */
-      "i32", /* int family */
-      "i32", /* int flags */
-      "buffer", /* struct nl_cache **result */
-    ],
-    result: "i32",
-  },
-  /** uint8_t rtnl_route_get_family(struct rtnl_route *route) */
-  rtnl_route_get_family: { parameters: ["pointer" /* struct rtnl_route *route */], result: "u8" },
-  /** struct nl_addr *rtnl_route_get_dst(struct rtnl_route *route): borrowed, zero length for default */
-  rtnl_route_get_dst: { parameters: ["pointer" /* struct rtnl_route *route */], result: "pointer" },
-  /** uint32_t rtnl_route_get_table(struct rtnl_route *route) */
-  rtnl_route_get_table: { parameters: ["pointer" /* struct rtnl_route *route */], result: "u32" },
-  /** uint8_t rtnl_route_get_scope(struct rtnl_route *route) */
-  rtnl_route_get_scope: { parameters: ["pointer" /* struct rtnl_route *route */], result: "u8" },
-  /** uint32_t rtnl_route_get_priority(struct rtnl_route *route) */
-  rtnl_route_get_priority: { parameters: ["pointer" /* struct rtnl_route *route */], result: "u32" },
-  /** uint8_t rtnl_route_get_type(struct rtnl_route *route) */
-  rtnl_route_get_type: { parameters: ["pointer" /* struct rtnl_route *route */], result: "u8" },
-  /** int rtnl_route_get_metric(struct rtnl_route *route, int metric, uint32_t *value) */
-  rtnl_route_get_metric: {
-    parameters: [
-      "pointer", /* struct rtnl_route *route */
-      "i32", /* int metric */
-      "buffer", /* uint32_t *value */
-    ],
-    result: "i32",
-  },
-  /** int rtnl_route_get_nnexthops(struct rtnl_route *route) */
-  rtnl_route_get_nnexthops: { parameters: ["pointer" /* struct rtnl_route *route */], result: "i32" },
-  /** struct rtnl_nexthop *rtnl_route_nexthop_n(struct rtnl_route *route, int n): borrowed */
-  rtnl_route_nexthop_n: {
-    parameters: ["pointer", /* struct rtnl_route *route */ "i32" /* int n */],
-    result: "pointer",
-  },
-  /** int rtnl_route_nh_get_ifindex(struct rtnl_nexthop *nh) */
-  rtnl_route_nh_get_ifindex: { parameters: ["pointer" /* struct rtnl_nexthop *nh */], result: "i32" },
-  /** struct nl_addr *rtnl_route_nh_get_gateway(struct rtnl_nexthop *nh): borrowed */
-  rtnl_route_nh_get_gateway: { parameters: ["pointer" /* struct rtnl_nexthop *nh */], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** libnl-3, bound symbol by symbol on first use. */

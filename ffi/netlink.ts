@@ -19,6 +19,9 @@ import {
 import { cString, setIntSockopt, strerror } from "./libc.ts";
 import { ERR_CALLBACK, libnl, libnlRoute, MSG_CALLBACK } from "./libnl.ts";
 import { type Attributes, attrString, parseAttributes } from "./nlattr.ts";
+import { decodeRoute, type RouteInfo, RTMSG_LEN } from "./rtmsg.ts";
+
+export type { RouteInfo };
 
 /** A link as the kernel reports it. */
 export interface LinkInfo {
@@ -68,28 +71,6 @@ export interface AddressInfo {
   tentative: boolean;
   /** IPv6 duplicate address detection found another holder. */
   dadFailed: boolean;
-}
-
-/** A route as the kernel reports it. */
-export interface RouteInfo {
-  family: 4 | 6;
-  /** RTA_DST with its prefix length; all zero bytes, prefix 0, for a default route. */
-  dst: CidrBytes;
-  /** The nexthop's gateway. */
-  gw?: IpBytes;
-  /** The nexthop's output interface (a multipath route is listed once per nexthop). */
-  index?: number;
-  /** RTA_PRIORITY; 0 when the route has none. */
-  metric: number;
-  table: number;
-  /** RT_SCOPE_* (0 universe, 253 link, 254 host). */
-  scope: number;
-  /** RTN_* (1 unicast, 2 local, 3 broadcast, ...). */
-  type: number;
-  /** RTAX_MTU when set. */
-  mtu?: number;
-  /** RTAX_ADVMSS when set. */
-  advmss?: number;
 }
 
 /** What {@link Netlink.addRoute} sends. */
@@ -170,6 +151,7 @@ const SOL_NETLINK = 270;
 const NETLINK_CAP_ACK = 10;
 const NETLINK_EXT_ACK = 11;
 const NL_CB_VALID = 0;
+const NL_CB_FINISH = 1;
 const NL_CB_ACK = 4;
 const NL_CB_DEFAULT = 0;
 const NL_CB_CUSTOM = 3;
@@ -179,6 +161,7 @@ const NLMSG_ERROR = 2;
 const NLMSG_HDRLEN = 16;
 const IFINFOMSG_LEN = 16;
 const NLM_F_ACK = 0x4;
+const NLM_F_DUMP = 0x300; // NLM_F_ROOT | NLM_F_MATCH
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
 const NLM_F_APPEND = 0x800;
@@ -187,6 +170,8 @@ const NLM_F_ACK_TLVS = 0x200;
 const NLMSGERR_ATTR_MSG = 1;
 const RTM_NEWLINK = 16;
 const RTM_GETLINK = 18;
+const RTM_NEWROUTE = 24;
+const RTM_GETROUTE = 26;
 const IFF_UP = 0x1;
 const IFLA_IFNAME = 3;
 const IFLA_LINK = 5;
@@ -220,6 +205,9 @@ const NLE_TO_ERRNO: Record<number, number> = {
 };
 const NLE_OBJ_NOTFOUND = 12;
 const NLE_NODEV = 31;
+const NLE_DUMP_INTR = 33;
+/** How often a dump the kernel interrupted (the table changed under it) is asked for again. */
+const DUMP_ATTEMPTS = 5;
 
 type Ptr = Deno.PointerObject;
 
@@ -737,40 +725,89 @@ export class Netlink implements Disposable {
     }
   }
 
-  /** Routes of every table, filtered by output interface, family and table when given. */
+  /**
+   * Routes of every table, filtered by output interface, family and table when given; a multipath route
+   * is listed once per nexthop. Read with a plain RTM_GETROUTE dump rather than libnl's route cache: the
+   * cache keeps one IPv4 route per destination, table, tos and priority (its object identity ignores
+   * nexthops), so it hides routes the kernel holds, such as a connected route and a gatewayed one to the
+   * same prefix, or two default routes via different gateways.
+   */
   listRoutes(filter: { index?: number; family?: 4 | 6; table?: number } = {}): RouteInfo[] {
-    const s = libnlRoute;
-    const af = filter.family === 4 ? AF_INET : filter.family === 6 ? AF_INET6 : AF_UNSPEC;
+    const rtmsg = new Uint8Array(RTMSG_LEN); // all zero: every table, type and protocol
+    rtmsg[0] = filter.family === 4 ? AF_INET : filter.family === 6 ? AF_INET6 : AF_UNSPEC;
     const out: RouteInfo[] = [];
-    const metric = new Uint32Array(1);
-    this.#walkCache("list routes", (sk, slot) => s.rtnl_route_alloc_cache(sk, af, 0, slot), (obj) => {
-      const family = familyOf(s.rtnl_route_get_family(obj));
-      if (family === null) return;
-      const table = s.rtnl_route_get_table(obj);
-      if (filter.table !== undefined && table !== filter.table) return;
-      // One entry per nexthop: an ECMP route (IPv6 makes one of two routes to a destination through different
-      // gateways) holds every path, and each may go through another link.
-      const count = Math.max(1, s.rtnl_route_get_nnexthops(obj));
-      for (let n = 0; n < count; n++) {
-        const nh = s.rtnl_route_get_nnexthops(obj) > n ? s.rtnl_route_nexthop_n(obj, n) : null;
-        const index = nh ? s.rtnl_route_nh_get_ifindex(nh) : 0;
-        if (filter.index !== undefined && index !== filter.index) continue;
-        const gw = nh ? s.rtnl_route_nh_get_gateway(nh) : null;
-        const info: RouteInfo = {
-          family,
-          dst: cidrOf(family, s.rtnl_route_get_dst(obj)),
-          metric: s.rtnl_route_get_priority(obj),
-          table,
-          scope: s.rtnl_route_get_scope(obj),
-          type: s.rtnl_route_get_type(obj),
-        };
-        if (gw) info.gw = ipOf(family, gw);
-        if (index > 0) info.index = index;
-        if (s.rtnl_route_get_metric(obj, RTAX_MTU, metric) === 0) info.mtu = metric[0]!;
-        if (s.rtnl_route_get_metric(obj, RTAX_ADVMSS, metric) === 0) info.advmss = metric[0]!;
-        out.push(info);
+    this.#dump("list routes", RTM_GETROUTE, rtmsg, (type, body) => {
+      if (type !== RTM_NEWROUTE) return;
+      for (const route of decodeRoute(body)) {
+        if (filter.family !== undefined && route.family !== filter.family) continue;
+        if (filter.table !== undefined && route.table !== filter.table) continue;
+        if (filter.index !== undefined && route.index !== filter.index) continue;
+        out.push(route);
       }
     });
     return out;
+  }
+
+  /**
+   * Sends one dump request (`type` with NLM_F_DUMP, then `header`) and hands each message of the reply to
+   * `each` as its type and its body (the bytes after the nlmsghdr, copied: libnl frees them after the
+   * callback). Reads up to NLMSG_DONE. A dump the kernel marks interrupted (NLM_F_DUMP_INTR: the table
+   * changed while it was read) is thrown away and asked for again, as libnl's cache refill does.
+   */
+  #dump(
+    what: string,
+    type: number,
+    header: Uint8Array,
+    each: (type: number, body: Uint8Array) => void,
+  ): void {
+    const r = libnl;
+    for (let attempt = 1;; attempt++) {
+      const messages: { type: number; body: Uint8Array }[] = [];
+      const got = { done: false };
+      const onValid = new Deno.UnsafeCallback(MSG_CALLBACK, (msg) => {
+        const hdr = msg ? r.nlmsg_hdr(msg) : null;
+        if (!hdr) return NL_OK;
+        const view = new Deno.UnsafePointerView(hdr);
+        const len = view.getUint32(0);
+        const body = new Uint8Array(Math.max(0, len - NLMSG_HDRLEN));
+        view.copyInto(body, NLMSG_HDRLEN);
+        messages.push({ type: view.getUint16(4), body });
+        return NL_OK;
+      });
+      const onFinish = new Deno.UnsafeCallback(MSG_CALLBACK, () => {
+        got.done = true;
+        return NL_STOP;
+      });
+      const sk = this.#socket;
+      const msg = r.nlmsg_alloc_simple(type, NLM_F_DUMP);
+      let rc = 0;
+      try {
+        if (!msg) throw outOfMemory(what);
+        if (r.nlmsg_append(msg, header, BigInt(header.length), NLMSG_ALIGNTO) < 0) {
+          throw new NetlinkError(`${what}: build message`, 90, "", "message too long");
+        }
+        this.#check(r.nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, onValid.pointer, null), what);
+        this.#check(r.nl_socket_modify_cb(sk, NL_CB_FINISH, NL_CB_CUSTOM, onFinish.pointer, null), what);
+        this.#check(r.nl_send_auto(sk, msg), what);
+        // One nl_recvmsgs_default reads datagrams until NLMSG_DONE; the loop only guards against a reply
+        // cut short. A dump is never acknowledged, so nothing else is left on the socket after DONE.
+        for (let reads = 0; !got.done && rc >= 0; reads++) {
+          if (reads === 8) {
+            throw new CniError(ErrorCode.Internal, `${what}: the kernel did not finish its dump`);
+          }
+          rc = r.nl_recvmsgs_default(sk);
+        }
+      } finally {
+        r.nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_DEFAULT, null, null);
+        r.nl_socket_modify_cb(sk, NL_CB_FINISH, NL_CB_DEFAULT, null, null);
+        onValid.close();
+        onFinish.close();
+        if (msg) r.nlmsg_free(msg);
+      }
+      if (rc === -NLE_DUMP_INTR && attempt < DUMP_ATTEMPTS) continue;
+      this.#check(rc, what);
+      for (const m of messages) each(m.type, m.body);
+      return;
+    }
   }
 }

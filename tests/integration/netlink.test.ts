@@ -625,6 +625,178 @@ Deno.test(
   },
 );
 
+/** One route of `ip -j -N -d route show table all`, with numeric type, table and scope. */
+interface IpRouteJson {
+  type: string;
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  table: string;
+  scope: string;
+  metric?: number;
+  metrics?: { mtu?: number; advmss?: number }[];
+  nexthops?: { gateway?: string; dev?: string }[];
+}
+
+/** iproute2's view of every route of one family in namespace `ns`, as {@link routeText} prints ours. */
+function ipRoutes(ns: string, family: 4 | 6, indexOf: (dev: string) => number) {
+  const routes = JSON.parse(
+    run("ip", "-n", ns, `-${family}`, "-j", "-N", "-d", "route", "show", "table", "all"),
+  );
+  return (routes as IpRouteJson[]).flatMap((r) => {
+    const all = family === 4 ? "0.0.0.0/0" : "::/0";
+    const dst = r.dst === "default"
+      ? all
+      : r.dst.includes("/")
+      ? r.dst
+      : `${r.dst}/${family === 4 ? 32 : 128}`;
+    const metrics = Object.assign({}, ...(r.metrics ?? []));
+    const route = {
+      family,
+      dst,
+      metric: r.metric ?? 0,
+      table: Number(r.table),
+      scope: Number(r.scope),
+      type: Number(r.type),
+      ...(metrics.mtu !== undefined ? { mtu: metrics.mtu } : {}),
+      ...(metrics.advmss !== undefined ? { advmss: metrics.advmss } : {}),
+    };
+    return (r.nexthops ?? [{ gateway: r.gateway, dev: r.dev }]).map((nh) => ({
+      ...route,
+      ...(nh.dev !== undefined ? { index: indexOf(nh.dev) } : {}),
+      ...(nh.gateway !== undefined ? { gw: nh.gateway } : {}),
+    }));
+  });
+}
+
+/** A list of routes as sorted canonical text, to compare as multisets whatever the order of keys and entries. */
+function routeSet(routes: object[]): string[] {
+  return routes.map((r) => JSON.stringify(Object.fromEntries(Object.entries(r).sort()))).sort();
+}
+
+Deno.test(
+  "routes: listRoutes sees every route the kernel holds, as iproute2 does (routes libnl's cache merged)",
+  opts,
+  () => {
+    using a = TestNetns.createSync("nlls");
+    const ns = (...args: string[]) => run("ip", "-n", a.name, ...args);
+    vethPair("v0", "v1", a.name);
+    vethPair("v2", "v3", a.name);
+    for (const l of ["v0", "v1", "v2", "v3"]) ns("link", "set", l, "up");
+    ns("addr", "add", "10.99.0.5/24", "dev", "v0");
+    ns("addr", "add", "10.98.0.5/24", "dev", "v2");
+    ns("addr", "add", "fd00:99::5/64", "dev", "v0", "nodad");
+    ns("addr", "add", "fd00:98::5/64", "dev", "v2", "nodad");
+    // The kernel's connected route 10.99.0.0/24 and a gatewayed one appended to the same prefix (as ADD does).
+    ns("route", "append", "10.99.0.0/24", "via", "10.99.0.1", "dev", "v0");
+    // Two default routes via different gateways: a primary network's and a secondary's, appended.
+    ns("route", "add", "default", "via", "10.99.0.1", "dev", "v0");
+    ns("route", "append", "default", "via", "10.98.0.1", "dev", "v2");
+    // Multipath in both families, one nexthop through each link.
+    ns(
+      "-6",
+      "route",
+      "add",
+      "2001:db8:77::/64",
+      "nexthop",
+      "via",
+      "fd00:99::1",
+      "dev",
+      "v0",
+      "nexthop",
+      "via",
+      "fd00:98::1",
+      "dev",
+      "v2",
+    );
+    ns(
+      "route",
+      "add",
+      "10.95.0.0/16",
+      "nexthop",
+      "via",
+      "10.99.0.1",
+      "dev",
+      "v0",
+      "nexthop",
+      "via",
+      "10.98.0.1",
+      "dev",
+      "v2",
+    );
+    // Other tables (1000 only fits RTA_TABLE, not rtm_table), a metric, route metrics.
+    ns("route", "add", "10.97.0.0/16", "via", "10.99.0.1", "dev", "v0", "table", "100");
+    ns("route", "add", "10.94.0.0/16", "dev", "v2", "table", "1000");
+    ns(
+      "route",
+      "add",
+      "10.96.0.0/16",
+      "via",
+      "10.99.0.1",
+      "dev",
+      "v0",
+      "metric",
+      "50",
+      "mtu",
+      "1300",
+      "advmss",
+      "1200",
+    );
+
+    inNs(a, (nl) => {
+      const links = new Map(nl.listLinks().map((l) => [l.name, l.index]));
+      const indexOf = (dev: string) => links.get(dev) ?? -1;
+      const v0 = indexOf("v0");
+      const v2 = indexOf("v2");
+      const kernel4 = ipRoutes(a.name, 4, indexOf);
+      const kernel6 = ipRoutes(a.name, 6, indexOf);
+      const ours = nl.listRoutes().map(routeText);
+      assertEquals(routeSet(ours), routeSet([...kernel4, ...kernel6]));
+
+      // The routes libnl's cache kept only one of, each seen by both readers.
+      const to = (dst: string) =>
+        ours.filter((r) => r.dst === dst).map((r) => [r.gw ?? "", r.index, r.scope]);
+      assertEquals(to("10.99.0.0/24").sort(), [["", v0, RT_SCOPE_LINK], [
+        "10.99.0.1",
+        v0,
+        RT_SCOPE_UNIVERSE,
+      ]]);
+      assertEquals(to("0.0.0.0/0").sort(), [["10.98.0.1", v2, 0], ["10.99.0.1", v0, 0]]);
+      assertEquals(to("10.95.0.0/16").sort(), [["10.98.0.1", v2, 0], ["10.99.0.1", v0, 0]]);
+      assertEquals(to("2001:db8:77::/64").sort(), [["fd00:98::1", v2, 0], ["fd00:99::1", v0, 0]]);
+      assertEquals(ours.find((r) => r.dst === "10.94.0.0/16")?.table, 1000);
+      assertEquals(ours.find((r) => r.dst === "10.96.0.0/16"), {
+        family: 4,
+        dst: "10.96.0.0/16",
+        gw: "10.99.0.1",
+        index: v0,
+        metric: 50,
+        table: RT_TABLE_MAIN,
+        scope: RT_SCOPE_UNIVERSE,
+        type: RTN_UNICAST,
+        mtu: 1300,
+        advmss: 1200,
+      });
+
+      // The filters select what the full list holds, per nexthop for the interface.
+      const same = (
+        filter: Parameters<Netlink["listRoutes"]>[0],
+        keep: (r: (typeof ours)[number]) => boolean,
+      ) => assertEquals(routeSet(nl.listRoutes(filter).map(routeText)), routeSet(ours.filter(keep)));
+      same({ family: 4 }, (r) => r.family === 4);
+      same({ family: 6 }, (r) => r.family === 6);
+      same({ table: 100 }, (r) => r.table === 100);
+      same({ table: 1000 }, (r) => r.table === 1000);
+      same({ index: v2 }, (r) => r.index === v2);
+      same(
+        { index: v0, family: 4, table: RT_TABLE_MAIN },
+        (r) => r.index === v0 && r.family === 4 && r.table === RT_TABLE_MAIN,
+      );
+      assert(ours.filter((r) => r.index === v2).length >= 5, "v2 carries a nexthop of each multipath route");
+    });
+  },
+);
+
 Deno.test(
   "netns: identity by (st_dev, st_ino), whatever the path's text; Netns handle; openErrno",
   opts,
