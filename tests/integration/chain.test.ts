@@ -161,6 +161,39 @@ Deno.test("explicit-gateway default routes beside the primary network's (static 
   });
 });
 
+Deno.test("chained CHECK finds an earlier plugin's IPv4 default route via a gateway beside ours", async () => {
+  // Both default routes share destination, table, tos and priority and differ only in their nexthop: libnl's
+  // route cache kept one of them, so CHECK reported the other (from prevResult) missing.
+  await withFixture(async (f) => {
+    await addPrimaryNetwork(f);
+    const c = conf(f, "1.0.0", {
+      type: "static",
+      addresses: [{ address: "10.98.2.5/24" }],
+      routes: [{ dst: "0.0.0.0/0", gw: "10.98.2.1" }],
+    });
+    const result = await add(f, { ...c, prevResult: primaryResult(f) });
+    assertEquals(result.routes, [{ dst: "0.0.0.0/0", gw: "10.244.0.1" }, {
+      dst: "0.0.0.0/0",
+      gw: "10.98.2.1",
+    }]);
+    const defaults = (await routes(f.pod.name, 4)).filter((r) => r.dst === "default");
+    assertEquals(
+      defaults.map((r) => [r.gateway, r.dev, r.metric ?? 0]).sort(),
+      [["10.244.0.1", "eth0", 0], ["10.98.2.1", "ib1", 0]],
+    );
+    await assertCheckPasses(f, c, result);
+    // A gateway the kernel does not hold is still reported missing.
+    const stray = {
+      ...result,
+      routes: [...(result.routes as Json[]), { dst: "0.0.0.0/0", gw: "10.98.2.9" }],
+    };
+    const missing = await check(f, c, stray);
+    assertEquals(missing.code, 1);
+    assertMatch(missing.json?.msg as string, /route to 0\.0\.0\.0\/0 via 10\.98\.2\.9 is missing/);
+    await del(f, { ...c, prevResult: result });
+  });
+});
+
 Deno.test("ADD with the same route listed twice succeeds (the second is already there) and CHECK passes", async () => {
   // Go macvlan 1.1.1 fails this one (code 999 "file exists"); not failing is allowed, and nothing is lost.
   await withFixture(async (f) => {
