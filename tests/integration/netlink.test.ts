@@ -602,7 +602,7 @@ Deno.test(
       nl.setLink(v0.index, { up: true });
       nl.addAddress(v0.index, cidr("10.81.0.5/24"));
       const route = (gw: string) => ({ dst: cidr("10.82.0.0/16"), gw: ip(gw), index: v0.index, metric: 10 });
-      // Read through iproute2: libnl's route cache merges routes that share destination, table and metric.
+      // Read through iproute2, an observer independent of the code under test.
       const gws = () =>
         (JSON.parse(run("ip", "-n", a.name, "-j", "route", "show", "10.82.0.0/16")) as { gateway: string }[])
           .map((r) => r.gateway).sort();
