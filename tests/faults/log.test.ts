@@ -56,6 +56,7 @@ Deno.test("logLevel info: ADD and DEL log every step with outcome and time, iden
       ["open netns", "ok"],
       ["inspect master", "ok"],
       ["create child ipoX", "ok"],
+      ["mark child", "ok"],
       ["move to netns", "ok"],
       ["configure link", "ok"],
       ["ipam add", "ok"],
