@@ -427,23 +427,22 @@ async function cmdDel(ctx: Context): Promise<null> {
   // An ADD killed part-way may have left its child under the temporary name, in the host or in the pod.
   const tmpName = await temporaryName(env.containerId, env.ifname);
   log.step(`delete ${tmpName} in the host`, () => deleteOurLinkNamed(host, tmpName, ctx, master, "host"));
-  const inPod = deleteInPod(ctx, master, tmpName);
-  if (!inPod) {
-    // The kernel returns an IPoIB child to the host when the pod's namespace dies (netns_refund), under its
-    // pod name or dev<ifindex>: the mark finds it under any name.
-    log.step("delete marked child in the host", () => deleteMarkedInHost(host, ctx));
-  }
+  deleteInPod(ctx, master, tmpName);
+  // The kernel returns an IPoIB child to the host when the pod's namespace dies (netns_refund), under its
+  // pod name or dev<ifindex>: the mark finds it under any name. Looked for also when the pod held our child:
+  // an ADD retried after such a refund leaves the returned one behind.
+  log.step("delete marked child in the host", () => deleteMarkedInHost(host, ctx));
   return null;
 }
 
 /**
  * Deletes this attachment's child in the pod namespace (under CNI_IFNAME, or the temporary name of an ADD
- * killed before the rename), when it is ours; true when the pod held it. False when there is no pod
- * namespace to look in: CNI_NETNS empty, gone, not a namespace, or the host's own.
+ * killed before the rename), when it is ours. Nothing to do when there is no pod namespace to look in:
+ * CNI_NETNS empty, gone, not a namespace, or the host's own.
  */
-function deleteInPod(ctx: Context, master: LinkInfo | null, tmpName: string): boolean {
+function deleteInPod(ctx: Context, master: LinkInfo | null, tmpName: string): void {
   const { env, log } = ctx;
-  if (env.netns === "") return false;
+  if (env.netns === "") return;
   let pod: Netns;
   try {
     pod = Netns.open(env.netns);
@@ -452,20 +451,19 @@ function deleteInPod(ctx: Context, master: LinkInfo | null, tmpName: string): bo
     // failing would make the runtime retry forever.
     if (!(e instanceof NetnsError) || !(e.notANetns || netnsIsGone(env.netns))) throw e;
     log.info(`delete link: ${e.message}; nothing to delete there`);
-    return false;
+    return;
   }
   using _ = pod;
   if (sameNetns(pod.id(), hostNetnsId())) {
-    // ADD refuses it: the host's CNI_IFNAME is not ours (the marked-child search below still runs).
+    // ADD refuses it: the host's CNI_IFNAME is not ours (the marked-child search still runs).
     log.info(`delete link: ${env.netns} is the host's network namespace; nothing of ours is there by name`);
-    return false;
+    return;
   }
-  return log.step("delete link", () =>
+  log.step("delete link", () =>
     pod.run(() => {
       using nl = Netlink.open();
-      const named = deleteOurLinkNamed(nl, env.ifname, ctx, master, "pod");
-      const temporary = deleteOurLinkNamed(nl, tmpName, ctx, master, "pod");
-      return named || temporary;
+      deleteOurLinkNamed(nl, env.ifname, ctx, master, "pod");
+      deleteOurLinkNamed(nl, tmpName, ctx, master, "pod");
     }));
 }
 

@@ -74,6 +74,7 @@ Deno.test("logLevel info: ADD and DEL log every step with outcome and time, iden
         "ipam del ok",
         "delete ipoX in the host ok",
         "delete link ok",
+        "delete marked child in the host ok",
       ],
     );
   });

@@ -205,6 +205,22 @@ Deno.test("refund: a pod path that exists but holds no child of ours (reused): D
   });
 });
 
+Deno.test("refund: an ADD retried in a new namespace at the same path: DEL deletes its child and the returned one", async () => {
+  await withWorld(async (w) => {
+    // Layer 2 only: host-local refuses a second lease for one attachment, an IPAM plugin need not.
+    const l2 = conf(w, { ipam: {} });
+    const ok = (r: PluginRun) => assertEquals(r.code, 0, r.stdout + r.stderr);
+    ok(await run(w, "ADD", {}, l2));
+    const returned = await refund(w.pod, w.ifname, w.host);
+    await sh("ip", "netns", "add", w.pod.name);
+    ok(await run(w, "ADD", {}, l2)); // the runtime retries the sandbox under the same container id
+    assertEquals((await hostChildren(w)).map((l) => l.ifname), [returned]);
+    ok(await run(w, "DEL", {}, l2));
+    assertEquals(await hostChildren(w), []);
+    assertEquals(await w.pod.links(), []);
+  });
+});
+
 Deno.test("refund: DEL with the host's namespace as CNI_NETNS deletes our returned child, nothing else", async () => {
   await withWorld(async (w) => {
     await add(w);
