@@ -6,7 +6,7 @@
 
 import { Errno, openErrno } from "../ffi/libc.ts";
 import { AttachmentLock } from "../ffi/lock.ts";
-import { type LinkInfo, Netlink } from "../ffi/netlink.ts";
+import { type LinkInfo, Netlink, NetlinkError } from "../ffi/netlink.ts";
 import { hostNetnsId, Netns, NetnsError, sameNetns, writeSysctl } from "../ffi/netns.ts";
 import {
   type NetConf,
@@ -226,8 +226,17 @@ function deleteOurLinkNamed(
     ctx.log.info(`left ${describeLink(link)} in the ${where}: not a child this attachment made`);
     return false;
   }
-  nl.deleteLink(link.index);
+  deleteLinkGone(nl, link.index);
   return true;
+}
+
+/** Deletes link `index`; one that is gone already (ENODEV: deleted meanwhile, or its namespace died) is done. */
+function deleteLinkGone(nl: Netlink, index: number): void {
+  try {
+    nl.deleteLink(index);
+  } catch (e) {
+    if (!(e instanceof NetlinkError && e.errno === Errno.ENODEV)) throw e;
+  }
 }
 
 /** Finds the link `name` that a step has just made or moved; its absence is a kernel failure. */
@@ -471,7 +480,7 @@ function deleteInPod(ctx: Context, master: LinkInfo | null, tmpName: string): vo
 function deleteMarkedInHost(host: Netlink, ctx: Context): void {
   for (const link of host.listLinks()) {
     if (link.alias !== ctx.mark) continue;
-    host.deleteLink(link.index);
+    deleteLinkGone(host, link.index);
     ctx.log.info(`deleted ${describeLink(link)}, returned to the host by the kernel`);
   }
 }
@@ -618,7 +627,7 @@ async function collectReturnedChildren(ctx: Context): Promise<CniError | null> {
       // Looked up again under the lock: the link seen in the listing may have gone or been reused since.
       const now = host.getLink(link.index);
       if (now !== null && now.alias === link.alias) {
-        log.step(`GC: delete ${describeLink(now)}`, () => host.deleteLink(now.index));
+        log.step(`GC: delete ${describeLink(now)}`, () => deleteLinkGone(host, now.index));
       }
     } catch (e) {
       failure ??= e instanceof CniError ? e : new CniError(ErrorCode.Internal, String(e));
