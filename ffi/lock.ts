@@ -15,6 +15,7 @@
  */
 
 import { CniError, ErrorCode } from "../lib/errors.ts";
+import { attachmentMark } from "../lib/mark.ts";
 import { closeFd, cString, Errno, errno, processSyms, spawnSyms, SystemError } from "./libc.ts";
 
 /** Where the lock files live: tmpfs, so a reboot (which ends every attachment's processes) clears them. */
@@ -37,11 +38,29 @@ const DIRENT_NAME_OFFSET = 19;
 /** struct stat is 144 bytes on x86_64 and 128 on aarch64; st_dev and st_ino are its first two u64s on both. */
 const STAT_BYTES = 256;
 
-/** The file name of an attachment's lock: a hash, so no id or name can form a path. */
+/**
+ * The file name of an attachment's lock: a hash of the attachment's mark (lib/mark.ts), so no id or name can
+ * form a path, and a GC that finds a marked child knows its lock from the mark alone.
+ */
 export async function lockFileName(network: string, containerId: string, ifname: string): Promise<string> {
-  const key = new TextEncoder().encode(`${network}\0${containerId}\0${ifname}`);
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", key));
+  return lockFileNameOfMark(await attachmentMark(network, containerId, ifname));
+}
+
+/** The file name of the lock of the attachment that `mark` (a child's alias, lib/mark.ts) names. */
+export async function lockFileNameOfMark(mark: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(mark)));
   return `${Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("")}.lock`;
+}
+
+/** Creates the lock directory (mode 0700) when missing; code 5 when it cannot. */
+function makeLockDir(dir: string): void {
+  try {
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw new CniError(ErrorCode.IoFailure, `cannot create the lock directory ${dir}`, String(e), {
+      cause: e,
+    });
+  }
 }
 
 function sleep(ms: number): void {
@@ -162,13 +181,7 @@ export class AttachmentLock {
     } = {},
   ): Promise<AttachmentLock> {
     const path = `${dir}/${await lockFileName(network, containerId, ifname)}`;
-    try {
-      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    } catch (e) {
-      throw new CniError(ErrorCode.IoFailure, `cannot create the lock directory ${dir}`, String(e), {
-        cause: e,
-      });
-    }
+    makeLockDir(dir);
     const deadline = performance.now() + waitMs;
     const s = processSyms();
     for (;;) {
@@ -187,6 +200,39 @@ export class AttachmentLock {
           onKilled?.(killed);
         }
         // The holder before us may have removed the file: then this lock guards nothing, start over.
+        const now = identityAt(path);
+        const mine = identity(fd);
+        if (now !== null && now[0] === mine[0] && now[1] === mine[1]) return new AttachmentLock(path, fd);
+      } catch (e) {
+        closeFd(fd);
+        throw e;
+      }
+      closeFd(fd);
+    }
+  }
+
+  /**
+   * Takes the lock of the attachment that `mark` (a child's alias, lib/mark.ts) names without waiting: null
+   * when another run holds it (an ADD, DEL or CHECK of that attachment in flight, or its IPAM plugin).
+   * `dir` as in {@link acquire}.
+   * @throws CniError code 5 when the lock directory or file cannot be created.
+   */
+  static async tryAcquireMark(
+    mark: string,
+    { dir = LOCK_DIR }: { dir?: string } = {},
+  ): Promise<AttachmentLock | null> {
+    const path = `${dir}/${await lockFileNameOfMark(mark)}`;
+    makeLockDir(dir);
+    const s = processSyms();
+    for (;;) {
+      const fd = s.open(cString(path), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600);
+      if (fd < 0) throw new SystemError(`open lock file ${path}`, errno());
+      try {
+        if (!waitForLock(fd, path, 0)) {
+          closeFd(fd);
+          return null;
+        }
+        // As in acquire: a file its holder removed meanwhile guards nothing.
         const now = identityAt(path);
         const mine = identity(fd);
         if (now !== null && now[0] === mine[0] && now[1] === mine[1]) return new AttachmentLock(path, fd);

@@ -258,3 +258,30 @@ export function parseDelConf(decoded: unknown, selfName?: string): DelConf {
     }
   }
 }
+
+/** One entry of `cni.dev/valid-attachments` (CNI spec 1.1.0, GC). */
+export interface ValidAttachment {
+  containerID: string;
+  ifname: string;
+}
+
+const validAttachments = z.array(z.object({ containerID: z.string(), ifname: z.string() }));
+
+/**
+ * The `cni.dev/valid-attachments` of a GC config (CNI spec 1.1.0, "GC: Clean up any stale resources"): the
+ * attachments whose resources must stay. Null when the field is absent: without the list nothing is known
+ * to be stale. Read only by GC, so that no other verb can fail on it.
+ * @throws CniError code 7 when the field is not an array of {containerID, ifname} strings: deleting from a
+ * list that cannot be read could delete an attachment in use.
+ */
+export function parseValidAttachments(decoded: unknown): ValidAttachment[] | null {
+  const raw = asObject(decoded);
+  const value = raw["cni.dev/valid-attachments"];
+  if (value === undefined) return null;
+  const parsed = validAttachments.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw invalidField(raw, { ...issue, path: ["cni.dev/valid-attachments", ...issue.path] });
+  }
+  return parsed.data.map(({ containerID, ifname }) => ({ containerID, ifname }));
+}

@@ -143,6 +143,10 @@ export const ipoibDriver: LinkDriver = {
     }));
   },
 
+  isChildOf(link: LinkInfo, master: LinkInfo): boolean {
+    return link.kind === "ipoib" && link.parentIndex === master.index;
+  },
+
   childProblem(nl: Netlink, link: LinkInfo, master: LinkInfo, spec: ChildSpec): string | null {
     if (link.kind !== "ipoib") {
       return `is ${link.kind ? `a ${link.kind} link` : "not a typed link"}, not an IPoIB child`;

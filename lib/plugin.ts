@@ -6,14 +6,21 @@
 
 import { Errno, openErrno } from "../ffi/libc.ts";
 import { AttachmentLock } from "../ffi/lock.ts";
-import { type LinkInfo, Netlink } from "../ffi/netlink.ts";
-import { Netns, NetnsError, sameNetns, writeSysctl } from "../ffi/netns.ts";
-import { type NetConf, parseDelConf, parseNetConf } from "./config.ts";
+import { type LinkInfo, Netlink, NetlinkError } from "../ffi/netlink.ts";
+import { hostNetnsId, Netns, NetnsError, sameNetns, writeSysctl } from "../ffi/netns.ts";
+import {
+  type NetConf,
+  parseDelConf,
+  parseNetConf,
+  parseValidAttachments,
+  type ValidAttachment,
+} from "./config.ts";
 import type { ChildSpec, LinkDriver } from "./driver.ts";
 import { type CniEnv, kernelNameProblem, requireCniPath } from "./env.ts";
 import { CniError, ErrorCode } from "./errors.ts";
 import { Ipam, IpamNotFound, validateCniPath } from "./ipam.ts";
 import { Logger } from "./log.ts";
+import { attachmentMark, markFields, parseMark } from "./mark.ts";
 import { formatResult, limitToVersion, mergePrevResult, parseResult, type Result } from "./result.ts";
 import { applyIpConfig, checkIpConfig, isOperUp, planIpConfig } from "./ipconfig.ts";
 import { temporaryName } from "./temporary_name.ts";
@@ -36,6 +43,10 @@ interface Context {
   driver: LinkDriver;
   log: Logger;
   ipam: Ipam | null;
+  /** The mark (alias) of this attachment's child (lib/mark.ts); "" for GC and STATUS, which have none. */
+  mark: string;
+  /** GC: `cni.dev/valid-attachments` of the config, null when the runtime sent none. */
+  validAttachments: ValidAttachment[] | null;
 }
 
 /** The basename of the running executable, which `ipam.type` must not name; undefined when unknown. */
@@ -88,7 +99,15 @@ export async function runVerb(inv: Invocation): Promise<unknown> {
       log,
       { inheritFds: lock === null ? [] : [lock.fd] },
     );
-    const ctx: Context = { env, conf, driver, log, ipam };
+    const ctx: Context = {
+      env,
+      conf,
+      driver,
+      log,
+      ipam,
+      mark: env.containerId === "" ? "" : await attachmentMark(conf.name, env.containerId, env.ifname),
+      validAttachments: env.command === "GC" ? parseValidAttachments(inv.decoded) : null,
+    };
     const verbs = { ADD: cmdAdd, DEL: cmdDel, CHECK: cmdCheck, GC: cmdGc, STATUS: cmdStatus } as const;
     const output = await verbs[env.command as keyof typeof verbs](ctx);
     lock?.release();
@@ -156,11 +175,68 @@ function childMtu(conf: NetConf, master: LinkInfo): number {
   return mtu;
 }
 
-/** Deletes a link by name in the socket's namespace when it exists; true when there was one. */
-function deleteLinkNamed(nl: Netlink, name: string): boolean {
+/**
+ * Opens CNI_NETNS for ADD and CHECK, refusing the plugin's own (host) namespace, whatever path names it
+ * (a bind mount of /proc/self/ns/net under /run/netns, /proc/<host pid>/ns/net): configuring the host as a
+ * pod would add addresses and routes to the host's main table. Compared by identity, not path text.
+ * @throws NetnsError (code 8) when the path is no network namespace; CniError code 8 when it is the host's.
+ */
+function openPodNetns(path: string): Netns {
+  const pod = Netns.open(path);
+  if (sameNetns(pod.id(), hostNetnsId())) {
+    pod[Symbol.dispose]();
+    throw new CniError(
+      ErrorCode.InvalidNetns,
+      `network namespace ${path} is the host's own network namespace`,
+      "CNI_NETNS must name the container's network namespace; the plugin runs in the host's",
+    );
+  }
+  return pod;
+}
+
+/**
+ * True when `link` is this attachment's child: it carries this attachment's mark (lib/mark.ts), or, for a
+ * child made before children were marked, it carries no mark and is of the driver's child kind with
+ * `master` as parent. `master` is null when DEL could not look it up (then only the mark counts).
+ */
+function isOurChild(link: LinkInfo, ctx: Context, master: LinkInfo | null): boolean {
+  if (link.alias === ctx.mark) return true;
+  return parseMark(link.alias) === null && master !== null && ctx.driver.isChildOf(link, master);
+}
+
+/** Describes a link for the log: name, kind and mark. */
+function describeLink(link: LinkInfo): string {
+  return `${link.name} (${link.kind ?? "no kind"}, index ${link.index}, alias ${JSON.stringify(link.alias)})`;
+}
+
+/**
+ * Deletes the link `name` in the socket's namespace when it is this attachment's child ({@link isOurChild});
+ * a link of that name that is not ours stays, and is logged. True when one was deleted.
+ */
+function deleteOurLinkNamed(
+  nl: Netlink,
+  name: string,
+  ctx: Context,
+  master: LinkInfo | null,
+  where: "host" | "pod",
+): boolean {
   const link = nl.getLink(name);
-  if (link !== null) nl.deleteLink(link.index);
-  return link !== null;
+  if (link === null) return false;
+  if (!isOurChild(link, ctx, master)) {
+    ctx.log.info(`left ${describeLink(link)} in the ${where}: not a child this attachment made`);
+    return false;
+  }
+  deleteLinkGone(nl, link.index);
+  return true;
+}
+
+/** Deletes link `index`; one that is gone already (ENODEV: deleted meanwhile, or its namespace died) is done. */
+function deleteLinkGone(nl: Netlink, index: number): void {
+  try {
+    nl.deleteLink(index);
+  } catch (e) {
+    if (!(e instanceof NetlinkError && e.errno === Errno.ENODEV)) throw e;
+  }
 }
 
 /** Finds the link `name` that a step has just made or moved; its absence is a kernel failure. */
@@ -235,7 +311,7 @@ async function cmdAdd(ctx: Context): Promise<unknown> {
   const prev = conf.prevResult === undefined
     ? null
     : parseResult({ cniVersion: conf.cniVersion, ...conf.prevResult }, "prevResult");
-  using pod = log.step("open netns", () => Netns.open(env.netns));
+  using pod = log.step("open netns", () => openPodNetns(env.netns));
   using host = Netlink.open();
   using podNl = pod.run(() => Netlink.open());
   const { master, spec } = log.step("inspect master", () => {
@@ -248,12 +324,17 @@ async function cmdAdd(ctx: Context): Promise<unknown> {
 
   // Created under a temporary name in the host namespace, then moved: CNI_IFNAME may exist on the host.
   const tmpName = await temporaryName(env.containerId, env.ifname);
-  if (deleteLinkNamed(host, tmpName)) log.info(`removed ${tmpName}, left in the host by an interrupted ADD`);
+  if (deleteOurLinkNamed(host, tmpName, ctx, master, "host")) {
+    log.info(`removed ${tmpName}, left in the host by an interrupted ADD`);
+  }
   const created = log.step(`create child ${tmpName}`, () => {
     driver.createChild(host, tmpName, master, spec);
     return requireLink(host, tmpName, "create");
   });
   deferDeleteLink(undo, log, host, created.index, "host");
+  // Marked before the move, so that wherever the kernel puts it later (an IPoIB child returns to the host
+  // when the pod's namespace dies), DEL and GC know it; the kernel ignores an alias in a create request.
+  log.step("mark child", () => host.setLink(created.index, { alias: ctx.mark }));
 
   log.step("move to netns", () => host.moveToNetns(created.index, pod.fd));
   const child = requireLink(podNl, tmpName, "move"); // its index may differ in the pod
@@ -349,13 +430,28 @@ async function cmdDel(ctx: Context): Promise<null> {
       log.info(`ipam del: ${e.message}; nothing to release`);
     }
   }
+  using host = Netlink.open();
+  // Only to recognise a child made before children were marked; DEL goes on without it.
+  const master = ctx.conf.master === "" ? null : host.getLink(ctx.conf.master);
   // An ADD killed part-way may have left its child under the temporary name, in the host or in the pod.
   const tmpName = await temporaryName(env.containerId, env.ifname);
-  log.step(`delete ${tmpName} in the host`, () => {
-    using host = Netlink.open();
-    deleteLinkNamed(host, tmpName);
-  });
-  if (env.netns === "") return null;
+  log.step(`delete ${tmpName} in the host`, () => deleteOurLinkNamed(host, tmpName, ctx, master, "host"));
+  deleteInPod(ctx, master, tmpName);
+  // The kernel returns an IPoIB child to the host when the pod's namespace dies (netns_refund), under its
+  // pod name or dev<ifindex>: the mark finds it under any name. Looked for also when the pod held our child:
+  // an ADD retried after such a refund leaves the returned one behind.
+  log.step("delete marked child in the host", () => deleteMarkedInHost(host, ctx));
+  return null;
+}
+
+/**
+ * Deletes this attachment's child in the pod namespace (under CNI_IFNAME, or the temporary name of an ADD
+ * killed before the rename), when it is ours. Nothing to do when there is no pod namespace to look in:
+ * CNI_NETNS empty, gone, not a namespace, or the host's own.
+ */
+function deleteInPod(ctx: Context, master: LinkInfo | null, tmpName: string): void {
+  const { env, log } = ctx;
+  if (env.netns === "") return;
   let pod: Netns;
   try {
     pod = Netns.open(env.netns);
@@ -364,16 +460,29 @@ async function cmdDel(ctx: Context): Promise<null> {
     // failing would make the runtime retry forever.
     if (!(e instanceof NetnsError) || !(e.notANetns || netnsIsGone(env.netns))) throw e;
     log.info(`delete link: ${e.message}; nothing to delete there`);
-    return null;
+    return;
   }
   using _ = pod;
+  if (sameNetns(pod.id(), hostNetnsId())) {
+    // ADD refuses it: the host's CNI_IFNAME is not ours (the marked-child search still runs).
+    log.info(`delete link: ${env.netns} is the host's network namespace; nothing of ours is there by name`);
+    return;
+  }
   log.step("delete link", () =>
     pod.run(() => {
       using nl = Netlink.open();
-      deleteLinkNamed(nl, env.ifname);
-      deleteLinkNamed(nl, tmpName);
+      deleteOurLinkNamed(nl, env.ifname, ctx, master, "pod");
+      deleteOurLinkNamed(nl, tmpName, ctx, master, "pod");
     }));
-  return null;
+}
+
+/** Deletes every link of the host namespace that carries this attachment's mark, under any name. */
+function deleteMarkedInHost(host: Netlink, ctx: Context): void {
+  for (const link of host.listLinks()) {
+    if (link.alias !== ctx.mark) continue;
+    deleteLinkGone(host, link.index);
+    ctx.log.info(`deleted ${describeLink(link)}, returned to the host by the kernel`);
+  }
 }
 
 /**
@@ -399,12 +508,12 @@ async function cmdCheck(ctx: Context): Promise<null> {
     parseResult({ cniVersion: conf.cniVersion, ...conf.prevResult }, "prevResult"),
     conf.cniVersion,
   );
+  using pod = openPodNetns(env.netns);
   if (ctx.ipam !== null) {
     const ipam = ctx.ipam;
     await log.stepAsync("ipam check", () => ipam.exec("CHECK"));
   }
   const { master, spec } = withHostNetlink((host) => lookupMaster(host, ctx));
-  using pod = Netns.open(env.netns);
   pod.run(() => {
     using nl = Netlink.open();
     checkInterface(nl, ctx, prev, master, spec, pod);
@@ -476,9 +585,57 @@ function namesSameNetns(path: string, pod: Netns): boolean {
 
 async function cmdGc(ctx: Context): Promise<null> {
   requireVersion(ctx.conf.cniVersion, "1.1.0", "GC");
-  // Every link this plugin makes lives in a pod namespace and goes with it: only IPAM holds state to collect.
+  // A child in a pod namespace goes with it, but the kernel returns an IPoIB child to the host instead
+  // (netns_refund): those of this network whose attachment is no longer valid are collected here.
+  const failure = await collectReturnedChildren(ctx);
   await forwardIfSupported(ctx, "GC");
+  if (failure !== null) throw failure;
   return null;
+}
+
+/**
+ * Deletes the marked children of this network in the host namespace whose attachment (container id,
+ * ifname) is not in `cni.dev/valid-attachments`, skipping any whose attachment lock is held (an ADD, DEL
+ * or CHECK in flight, or its IPAM plugin). Without the list nothing is known to be stale: nothing is
+ * deleted. Goes on past a failure, which it returns (null when none) so that the IPAM still gets its GC.
+ */
+async function collectReturnedChildren(ctx: Context): Promise<CniError | null> {
+  const { log } = ctx;
+  if (ctx.validAttachments === null) {
+    log.info('GC: no "cni.dev/valid-attachments" in the config; no link collected');
+    return null;
+  }
+  const valid = new Set<string>();
+  for (const a of ctx.validAttachments) {
+    const f = await markFields(ctx.conf.name, a.containerID, a.ifname);
+    valid.add(`${f.containerId} ${f.ifname}`);
+  }
+  const network = (await markFields(ctx.conf.name, "-", "-")).network;
+  using host = Netlink.open();
+  let failure: CniError | null = null;
+  for (const link of host.listLinks()) {
+    const mark = parseMark(link.alias);
+    if (mark === null || mark.network !== network || valid.has(`${mark.containerId} ${mark.ifname}`)) {
+      continue;
+    }
+    const lock = await AttachmentLock.tryAcquireMark(link.alias!);
+    if (lock === null) {
+      log.info(`GC: kept ${describeLink(link)}: its attachment is in use (lock held)`);
+      continue;
+    }
+    try {
+      // Looked up again under the lock: the link seen in the listing may have gone or been reused since.
+      const now = host.getLink(link.index);
+      if (now !== null && now.alias === link.alias) {
+        log.step(`GC: delete ${describeLink(now)}`, () => deleteLinkGone(host, now.index));
+      }
+    } catch (e) {
+      failure ??= e instanceof CniError ? e : new CniError(ErrorCode.Internal, String(e));
+    } finally {
+      lock.release();
+    }
+  }
+  return failure;
 }
 
 async function cmdStatus(ctx: Context): Promise<null> {

@@ -55,8 +55,13 @@ export interface IpLink {
   address?: string;
   /** "ether", "infiniband", "loopback", ... */
   link_type?: string;
+  /** The parent's name, when it is in the same namespace. */
   link?: string;
+  /** The parent's index, when it is in another namespace (then "link_netnsid" is set). */
   link_index?: number;
+  link_netnsid?: number;
+  /** IFLA_IFALIAS, when the link has one. */
+  ifalias?: string;
   linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
 }
 
@@ -113,11 +118,18 @@ export class TestMaster implements AsyncDisposable {
     return m;
   }
 
-  /** Host links that are children of this master (what the plugin must never leave behind). */
+  /**
+   * Host links that are children of this master (what the plugin must never leave behind). iproute2 names
+   * the parent of a link in the same namespace by name ("link") and gives "link_index" only for a parent
+   * in another namespace ("link_netnsid"), so both are compared.
+   */
   async children(): Promise<IpLink[]> {
     const all = await links();
     const master = all.find((l) => l.ifname === this.name);
-    return all.filter((l) => master && l.link_index === master.ifindex && l.ifname !== this.peer);
+    return all.filter((l) =>
+      master !== undefined && l.ifname !== this.peer && l.link_netnsid === undefined &&
+      (l.link === this.name || l.link_index === master.ifindex)
+    );
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -75,7 +75,8 @@ Deno.test("CNI_NETNS missing, a directory, or a namespace of another kind: code 
   });
 });
 
-for (const [when, at] of [["before the move", "moveToNetns:1"], ["after the move", "setLink:1"]] as const) {
+// setLink:1 marks the child in the host (lib/mark.ts); setLink:2 renames it in the pod, setLink:3 brings it up.
+for (const [when, at] of [["before the move", "moveToNetns:1"], ["after the move", "setLink:2"]] as const) {
   Deno.test(`CNI_NETNS deleted mid-ADD ${when}: code 8, nothing left, DEL succeeds`, async () => {
     await withFixture(async (f) => {
       const c = netConf(f, hostLocal(f, "10.120.3.0/24"));
@@ -179,8 +180,9 @@ Deno.test("a route whose gateway is not reachable on the link: code 100, lease r
 const INJECTED: [string, string][] = [
   ["createLink:1", "creating the child"],
   ["moveToNetns:1", "moving the child into the pod"],
-  ["setLink:1", "renaming the child in the pod"],
-  ["setLink:2", "bringing the child up"],
+  ["setLink:1", "marking the child in the host"],
+  ["setLink:2", "renaming the child in the pod"],
+  ["setLink:3", "bringing the child up"],
   ["addAddress:1", "adding the address (lease held)"],
   ["addRoute:1", "adding the route (lease held)"],
 ];
@@ -206,8 +208,9 @@ for (const [at, what] of INJECTED) {
 
 /** Where ADD is SIGKILLed, and what it has left at that moment (checked before DEL cleans up). */
 const KILL_POINTS: { at: string; where: string; left: "host" | "pod-temp" | "pod" }[] = [
-  { at: "moveToNetns:1", where: "after the child is created in the host", left: "host" },
-  { at: "setLink:1", where: "after the move, before the rename", left: "pod-temp" },
+  { at: "setLink:1", where: "after the child is created in the host, before it is marked", left: "host" },
+  { at: "moveToNetns:1", where: "after the child is created and marked in the host", left: "host" },
+  { at: "setLink:2", where: "after the move, before the rename", left: "pod-temp" },
   { at: "ipam", where: "while IPAM holds a fresh lease", left: "pod" },
   { at: "addRoute:1", where: "after the address is added", left: "pod" },
 ];

@@ -56,6 +56,7 @@ Deno.test("logLevel info: ADD and DEL log every step with outcome and time, iden
       ["open netns", "ok"],
       ["inspect master", "ok"],
       ["create child ipoX", "ok"],
+      ["mark child", "ok"],
       ["move to netns", "ok"],
       ["configure link", "ok"],
       ["ipam add", "ok"],
@@ -73,6 +74,7 @@ Deno.test("logLevel info: ADD and DEL log every step with outcome and time, iden
         "ipam del ok",
         "delete ipoX in the host ok",
         "delete link ok",
+        "delete marked child in the host ok",
       ],
     );
   });

@@ -3,7 +3,8 @@
  * behaviour (a killed ADD's IPAM plugin holding off DEL) is in tests/faults/attachment_lock.test.ts.
  */
 import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
-import { AttachmentLock, lockFileName, processesHolding } from "../../ffi/lock.ts";
+import { AttachmentLock, lockFileName, lockFileNameOfMark, processesHolding } from "../../ffi/lock.ts";
+import { attachmentMark } from "../../lib/mark.ts";
 import { runChild } from "../../ffi/spawn.ts";
 import { CniError } from "../../lib/errors.ts";
 import { exists } from "../helpers/fs.ts";
@@ -159,4 +160,24 @@ Deno.test("with killHolders, whatever still holds the lock after the wait is kil
       taken.release();
     }
   });
+});
+
+Deno.test("tryAcquireMark: the lock of a child's mark, taken without waiting; null while an ADD holds it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ipoib-lock-" });
+  try {
+    const mark = await attachmentMark("net", "ctr", "ib1");
+    assertEquals(await lockFileNameOfMark(mark), await lockFileName("net", "ctr", "ib1"));
+    const held = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, { dir });
+    assertEquals(await AttachmentLock.tryAcquireMark(mark, { dir }), null);
+    const other = await AttachmentLock.tryAcquireMark(await attachmentMark("net", "ctr", "ib2"), { dir });
+    assert(other !== null);
+    other!.release();
+    held.release();
+    const free = await AttachmentLock.tryAcquireMark(mark, { dir });
+    assert(free !== null);
+    free!.release();
+    assertEquals([...Deno.readDirSync(dir)], []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -54,6 +54,10 @@ export const standinDriver: LinkDriver = {
     nl.createLink(macvlanLinkRequest(name, master.index, "bridge"));
   },
 
+  isChildOf(link: LinkInfo, master: LinkInfo): boolean {
+    return link.kind === "macvlan" && link.parentIndex === master.index;
+  },
+
   childProblem(nl: Netlink, link: LinkInfo, master: LinkInfo): string | null {
     if (link.kind !== "macvlan") {
       return `is ${link.kind ? `a ${link.kind} link` : "not a typed link"}, not a macvlan child`;

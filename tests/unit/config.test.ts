@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { parseDelConf, parseNetConf } from "../../lib/config.ts";
+import { parseDelConf, parseNetConf, parseValidAttachments } from "../../lib/config.ts";
 import { decodeJson } from "../../lib/stdin.ts";
 import { requestedVersion } from "../../lib/version.ts";
 import { CniError } from "../../lib/errors.ts";
@@ -237,4 +237,27 @@ Deno.test("requestedVersion reports the config's version when supported, else th
   assertEquals(requestedVersion({ cniVersion: "0.3.1" }), "0.3.1");
   assertEquals(requestedVersion({ cniVersion: "9.9.9" }), "1.1.0");
   assertEquals(requestedVersion("junk"), "1.1.0");
+});
+
+Deno.test("parseValidAttachments: GC's list, null without it, code 7 when it cannot be read", () => {
+  const list = [{ containerID: "c1", ifname: "net1" }, { containerID: "c2", ifname: "net1", extra: 1 }];
+  assertEquals(parseValidAttachments({ ...base, "cni.dev/valid-attachments": list }), [
+    { containerID: "c1", ifname: "net1" },
+    { containerID: "c2", ifname: "net1" },
+  ]);
+  assertEquals(parseValidAttachments({ ...base, "cni.dev/valid-attachments": [] }), []);
+  assertEquals(parseValidAttachments(base), null);
+  for (const bad of [{}, [{ containerID: "c1" }], [{ containerID: 1, ifname: "net1" }], "c1"]) {
+    const e = assertThrows(
+      () => parseValidAttachments({ ...base, "cni.dev/valid-attachments": bad }),
+      CniError,
+    ) as CniError;
+    assertEquals(e.code, 7);
+    assertEquals(
+      e.message.startsWith('invalid network configuration: field "cni.dev/valid-attachments'),
+      true,
+    );
+  }
+  // ADD never reads it: a list that GC would refuse does not fail ADD.
+  assertEquals(parseNetConf({ ...base, "cni.dev/valid-attachments": "c1" }).name, "ib-net");
 });
