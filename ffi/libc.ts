@@ -206,6 +206,18 @@ export const O_NONBLOCK = 0o4000;
 export const O_PATH = 0o10000000;
 /** Set on every descriptor so that plugins run as children do not inherit them. */
 export const O_CLOEXEC = 0o2000000;
+/** open(2) flags (the same value on x86_64 and arm64). */
+export const O_RDWR = 2;
+/** open(2) flags (the same value on x86_64 and arm64). */
+export const O_CREAT = 0o100;
+/** open(2) flags (the same value on x86_64 and arm64). */
+export const O_APPEND = 0o2000;
+const ARM64 = Deno.build.arch === "aarch64";
+/**
+ * open(2) flags: fail with ELOOP on a symlink in the last component. Differs by architecture:
+ * include/uapi/asm-generic/fcntl.h (x86_64) and arch/arm64/include/uapi/asm/fcntl.h.
+ */
+export const O_NOFOLLOW = ARM64 ? 0o100000 : 0o400000;
 
 /** A failed system call: code IoFailure unless a caller maps it to something more precise. */
 export class SystemError extends CniError {
@@ -368,11 +380,6 @@ export function setIntSockopt(fd: number, level: number, name: number, value: nu
 
 // Opening the plugin's own log file (lib/log.ts): without following a symlink, only a regular file.
 
-const ARM64 = Deno.build.arch === "aarch64";
-/** open(2) flags; O_NOFOLLOW differs between x86_64 and arm64 (asm-generic/fcntl.h, arch/arm64). */
-const O_CREAT = 0o100;
-const O_APPEND = 0o2000;
-const O_NOFOLLOW = ARM64 ? 0o100000 : 0o400000;
 /** struct stat: st_mode at 24 (x86_64) or 16 (arm64, the generic layout); st_size at 48 on both. */
 const ST_MODE_OFFSET = ARM64 ? 16 : 24;
 const ST_SIZE_OFFSET = 48;

@@ -16,15 +16,23 @@
 
 import { CniError, ErrorCode } from "../lib/errors.ts";
 import { attachmentMark } from "../lib/mark.ts";
-import { closeFd, cString, Errno, errno, processSyms, spawnSyms, SystemError } from "./libc.ts";
+import {
+  closeFd,
+  cString,
+  Errno,
+  errno,
+  O_CLOEXEC,
+  O_CREAT,
+  O_NOFOLLOW,
+  O_RDWR,
+  processSyms,
+  spawnSyms,
+  SystemError,
+} from "./libc.ts";
 
 /** Where the lock files live: tmpfs, so a reboot (which ends every attachment's processes) clears them. */
 export const LOCK_DIR = "/run/ipoib-cni/locks";
 
-const O_RDWR = 2;
-const O_CREAT = 0o100;
-const O_NOFOLLOW = 0o400000;
-const O_CLOEXEC = 0o2000000;
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 const EWOULDBLOCK = 11;

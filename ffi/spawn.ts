@@ -11,7 +11,16 @@
  * @module
  */
 
-import { cString, Errno, errno, processSyms, readTextFile, spawnSyms, SystemError } from "./libc.ts";
+import {
+  cString,
+  Errno,
+  errno,
+  O_CLOEXEC,
+  processSyms,
+  readTextFile,
+  spawnSyms,
+  SystemError,
+} from "./libc.ts";
 
 /** What to run. */
 export interface ChildRequest {
@@ -66,7 +75,6 @@ export const DEFAULT_STDOUT_LIMIT = 4 << 20;
 export const DEFAULT_STDERR_LIMIT = 64 << 10;
 
 const MFD_CLOEXEC = 1;
-const O_CLOEXEC = 0o2000000;
 const POSIX_SPAWN_SETPGROUP = 0x02;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
