@@ -69,11 +69,13 @@ function ipv4(text: string): number {
 }
 
 Deno.test("the README's upstream example is the upstream configuration: no cniVersion, host-local range", () => {
-  // Field values of Mellanox/ipoib-cni's README; the test below runs whatever the README shows.
+  // Field values of Mellanox/ipoib-cni's README (with "mtu" since its commit d330e64); the test below runs
+  // whatever the README shows.
   assertEquals(readmeExample(HEADING), {
     name: "mynet",
     type: "ipoib",
     master: "ib0",
+    mtu: 1496,
     ipam: {
       type: "host-local",
       subnet: "192.168.2.0/24",
@@ -138,6 +140,7 @@ for (const [label, version] of [["absent", undefined], ['""', ""]] as const) {
       );
       const link = (await pod.links()).find((l) => l.ifname === "ib1");
       assert(link?.flags.includes("UP"), JSON.stringify(link));
+      assertEquals(link?.mtu, 1496, "the example's mtu");
       assertEquals(leasesOf(name, ctr), [ip]);
 
       // CHECK needs 0.4.0: both plugins refuse it with error 1 and change nothing.
