@@ -9,7 +9,7 @@ import { assert, assertEquals } from "@std/assert";
 import { type PluginRun, runPlugin, startPlugin } from "../helpers/run.ts";
 import { addresses } from "../helpers/net.ts";
 import { exists } from "../helpers/fs.ts";
-import { LOCK_DIR, lockFileName } from "../../ffi/lock.ts";
+import { LOCK_DIR, lockFileName } from "../../support/locks.ts";
 import {
   assertIpamGroupGone,
   cniEnv,
