@@ -69,8 +69,3 @@ export function parseMark(alias: string | null): MarkFields | null {
   }
   return { network, containerId, ifname };
 }
-
-/** True when `alias` is a mark of this plugin's format, whatever attachment it names. */
-export function isMark(alias: string | null): boolean {
-  return parseMark(alias) !== null;
-}
