@@ -7,7 +7,7 @@ import { AttachmentLock } from "../../ffi/lock.ts";
 import { attachmentMark } from "../../lib/mark.ts";
 import { runChild } from "../../ffi/spawn.ts";
 import { CniError } from "../../lib/errors.ts";
-import { exists } from "../helpers/fs.ts";
+import { exists } from "../../support/fs.ts";
 import { lockFileName, processesHolding } from "../../support/locks.ts";
 
 const TRY_AGAIN_LATER = 11;
