@@ -5,19 +5,10 @@
  * is bounded, and the time limit kills every process the IPAM plugin started, wherever it went.
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
-import { runPlugin } from "../helpers/run.ts";
-import { exists } from "../helpers/fs.ts";
-import {
-  assertAddFailsCleanly,
-  assertDelSucceeds,
-  assertNothingLeft,
-  cniEnv,
-  FAULTY,
-  hostLocal,
-  type Json,
-  netConf,
-  withFixture,
-} from "./harness.ts";
+import { runPlugin } from "../../support/run.ts";
+import { exists } from "../../support/fs.ts";
+import { assertAddFailsCleanly, assertDelSucceeds, FAULTY, netConf, withFixture } from "./harness.ts";
+import { assertNothingLeft, cniEnv, hostLocal, type Json } from "../../support/fixture.ts";
 
 const IPAM_FAILURE = 101;
 
@@ -50,7 +41,7 @@ Deno.test("the IPAM plugin's stderr is passed on to the plugin's stderr on ADD, 
       "chatty-ipam",
       'echo "chatty-ipam says hello on $CNI_COMMAND" >&2\nexec $GO_CNI/host-local',
     );
-    const c = netConf(f, hostLocal(f, "10.124.0.0/24", {}, "chatty-ipam"));
+    const c = netConf(f, hostLocal(f, "10.124.0.0/24", { type: "chatty-ipam" }));
     const add = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
     assertEquals(add.code, 0, add.stdout + add.stderr);
     assertStringIncludes(add.stderr, "chatty-ipam says hello on ADD\n");
@@ -113,7 +104,7 @@ Deno.test("an IPAM DEL that exits 0 succeeded whatever it printed on stdout", as
       `if [ "$CNI_COMMAND" = DEL ]; then $GO_CNI/host-local || exit; echo released; exit 0; fi
 exec $GO_CNI/host-local`,
     );
-    const c = netConf(f, hostLocal(f, "10.124.2.0/24", {}, "wordy-ipam"));
+    const c = netConf(f, hostLocal(f, "10.124.2.0/24", { type: "wordy-ipam" }));
     const add = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
     assertEquals(add.code, 0, add.stdout + add.stderr);
     assertEquals(f.leases.leases().length, 1);
@@ -128,7 +119,7 @@ Deno.test("540 MB on the IPAM plugin's stderr: ADD succeeds, stderr passed on tr
       "loud-ipam",
       "head -c 540000000 /dev/zero | tr '\\0' e >&2\nexec $GO_CNI/host-local",
     );
-    const c = netConf(f, hostLocal(f, "10.124.3.0/24", {}, "loud-ipam"));
+    const c = netConf(f, hostLocal(f, "10.124.3.0/24", { type: "loud-ipam" }));
     const add = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
     assertEquals(add.code, 0, add.stdout + add.stderr.slice(-500));
     assert(add.stderr.length < 70 * 1024, `stderr of ${add.stderr.length} bytes`);
@@ -146,7 +137,7 @@ Deno.test("540 MB on the IPAM plugin's stdout: code 101 saying so, lease release
 $GO_CNI/host-local > /dev/null || exit
 head -c 540000000 /dev/zero | tr '\\0' '{'`,
     );
-    const c = netConf(f, hostLocal(f, "10.124.4.0/24", {}, "flood-ipam"));
+    const c = netConf(f, hostLocal(f, "10.124.4.0/24", { type: "flood-ipam" }));
     const e = await assertAddFailsCleanly(
       f,
       c,
@@ -169,7 +160,7 @@ setsid sh -c 'echo $$ > "$FAULT_DIR/escaped.tmp"; mv "$FAULT_DIR/escaped.tmp" "$
 while [ ! -e "$FAULT_DIR/escaped" ]; do sleep 0.01; done
 exec sleep 600`,
       );
-      const c = netConf(f, hostLocal(f, "10.124.5.0/24", {}, "escaping-ipam"), { ipamTimeout: 1 });
+      const c = netConf(f, hostLocal(f, "10.124.5.0/24", { type: "escaping-ipam" }), { ipamTimeout: 1 });
       try {
         await assertAddFailsCleanly(
           f,
