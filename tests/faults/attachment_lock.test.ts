@@ -110,7 +110,7 @@ Deno.test(`ADD killed at ${KILL_POINTS} points during a slow IPAM run, then DEL:
       // DEL has returned: nothing started for this attachment may hold or take a lease any more.
       assertEquals(leasesOf(f, id), [], `lease of ${id} after DEL (ADD killed at point ${n})`);
       assert(
-        !exists(`${LOCK_DIR}/${await lockFileName("faultnet", id, `k${n}`)}`),
+        !exists(`${LOCK_DIR}/${await lockFileName(id, `k${n}`)}`),
         `lock file of ${id} left`,
       );
     });
