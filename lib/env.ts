@@ -92,6 +92,7 @@ export function kernelNameProblem(name: string): string | null {
   const bytes = new TextEncoder().encode(name);
   if (bytes.length > 15) return "is longer than 15 bytes";
   if (name === "." || name === "..") return `may not be "${name}"`;
+  // deno-lint-ignore no-control-regex
   if (/[/:\x00]/.test(name) || GO_SPACE.test(name) || bytes.some((b) => KERNEL_SPACE_BYTES.has(b))) {
     return "contains '/', ':', a NUL or whitespace (a byte the kernel's isspace() or a rune Go's unicode.IsSpace accepts)";
   }

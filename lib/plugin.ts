@@ -479,7 +479,7 @@ async function cmdDel(ctx: Context): Promise<null> {
 }
 
 /** True for the error of an IPAM run that was this plugin again and refused (lib/env.ts, refuseNestedRun). */
-function isNestedRefusal(e: unknown): boolean {
+function isNestedRefusal(e: unknown): e is CniError {
   return e instanceof CniError && e.code === ErrorCode.InvalidNetworkConfig &&
     e.message.endsWith(` failed: ${NESTED_RUN_REFUSED}`);
 }
