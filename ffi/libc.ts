@@ -456,17 +456,19 @@ export function openNoSymlinks(path: string, flags: number, mode: number): numbe
 
 /**
  * As {@link openNoSymlinks} without openat2: each directory of absolute `path` opened from the one before
- * with O_NOFOLLOW | O_DIRECTORY, then the last component with O_NOFOLLOW. Returns the descriptor or -errno.
+ * with O_NOFOLLOW | O_DIRECTORY, then the last component with O_NOFOLLOW. Returns the descriptor or -errno
+ * (ENOTDIR for a symlinked directory, ELOOP for a symlink as the last component).
  */
 export function openNoSymlinksWalk(path: string, flags: number, mode: number): number {
   const parts = path.split("/").filter((p) => p !== "" && p !== ".");
   const last = parts.pop();
   if (!path.startsWith("/") || last === undefined) return -Errno.EINVAL;
-  let dir = libc.open(cString("/"), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+  let dir = libc.open(cString("/"), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
   if (dir < 0) return -errno();
   try {
     for (const part of parts) {
-      const next = libc.openat(dir, cString(part), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+      // Not O_PATH: with O_NOFOLLOW it would open a symlink itself; O_RDONLY fails with ELOOP on one.
+      const next = libc.openat(dir, cString(part), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
       if (next < 0) return -errno();
       libc.close(dir);
       dir = next;
