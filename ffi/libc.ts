@@ -443,7 +443,8 @@ const AT_FDCWD = -100;
 
 /**
  * Opens absolute `path` with `flags` and `mode` following no symlink in any component: openat2(2) with
- * RESOLVE_NO_SYMLINKS (Linux 5.6), else, where the kernel has no openat2 (ENOSYS), {@link openNoSymlinksWalk}.
+ * RESOLVE_NO_SYMLINKS (Linux 5.6), else, where the kernel has no openat2 or a seccomp filter refuses it
+ * (ENOSYS, EPERM), {@link openNoSymlinksWalk}.
  * Returns the descriptor, or -errno (ELOOP for a symlink anywhere in the path).
  */
 export function openNoSymlinks(path: string, flags: number, mode: number): number {
@@ -451,7 +452,9 @@ export function openNoSymlinks(path: string, flags: number, mode: number): numbe
   const fd = Number(libc.syscall4(SYS_OPENAT2, BigInt(AT_FDCWD), cString(path), how, 24n));
   if (fd >= 0) return fd;
   const e = errno();
-  return e === Errno.ENOSYS ? openNoSymlinksWalk(path, flags, mode) : -e;
+  // ENOSYS: a kernel before 5.6, or a seccomp filter that answers so for syscalls it does not know (older
+  // filters answer EPERM, which open itself never does here, running as root without O_NOATIME).
+  return e === Errno.ENOSYS || e === Errno.EPERM ? openNoSymlinksWalk(path, flags, mode) : -e;
 }
 
 /**

@@ -83,9 +83,7 @@ const GO_SPACE = /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\
 
 /**
  * Why the kernel refuses `name` for a link, or null when it accepts it (net/core/dev.c, dev_valid_name):
- * 1-15 bytes, not "." or "..", no '/', ':' or byte that isspace() accepts. Also refused: a rune Go's
- * unicode.IsSpace accepts, since Go's skel refuses such a name on every verb (an IPAM plugin built on it
- * could never release a lease under it). So no link or lease of ours can carry one of these names.
+ * 1-15 bytes, not "." or "..", no '/', ':' or byte that isspace() accepts (0xa0 included: "à").
  */
 export function kernelNameProblem(name: string): string | null {
   if (name.length === 0) return "is empty";
@@ -93,10 +91,24 @@ export function kernelNameProblem(name: string): string | null {
   if (bytes.length > 15) return "is longer than 15 bytes";
   if (name === "." || name === "..") return `may not be "${name}"`;
   // deno-lint-ignore no-control-regex
-  if (/[/:\x00]/.test(name) || GO_SPACE.test(name) || bytes.some((b) => KERNEL_SPACE_BYTES.has(b))) {
-    return "contains '/', ':', a NUL or whitespace (a byte the kernel's isspace() or a rune Go's unicode.IsSpace accepts)";
+  if (/[/:\x00]/.test(name) || bytes.some((b) => KERNEL_SPACE_BYTES.has(b))) {
+    return "contains '/', ':', a NUL or whitespace (a byte the kernel's isspace() accepts)";
   }
   return null;
+}
+
+/** Why Go's skel refuses CNI_IFNAME `name` beyond the kernel's rules: a rune unicode.IsSpace accepts (U+0085). */
+function goSpaceProblem(name: string): string | null {
+  return GO_SPACE.test(name) ? "contains whitespace (a character Go's unicode.IsSpace accepts)" : null;
+}
+
+/**
+ * Why no link or lease of ours can carry CNI_IFNAME `name`, or null: the kernel refuses it
+ * ({@link kernelNameProblem}), or Go's skel does on every verb (a rune unicode.IsSpace accepts), so no
+ * IPAM plugin built on it can hold a lease under it. DEL of such a name has nothing to do.
+ */
+export function unusableIfnameProblem(name: string): string | null {
+  return kernelNameProblem(name) ?? goSpaceProblem(name);
 }
 
 /**
@@ -140,7 +152,7 @@ export function parseEnvironment(env: Record<string, string | undefined>): CniEn
   }
   const ifname = env.CNI_IFNAME ?? "";
   if (ifname !== "" && verb !== "DEL") {
-    const problem = interfaceNameProblem(ifname);
+    const problem = interfaceNameProblem(ifname) ?? goSpaceProblem(ifname);
     if (problem) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_IFNAME "${ifname}" ${problem}`);
   }
   return {

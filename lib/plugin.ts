@@ -19,9 +19,9 @@ import type { ChildSpec, LinkDriver } from "./driver.ts";
 import {
   type CniEnv,
   DELEGATOR_VARIABLE,
-  kernelNameProblem,
   NESTED_RUN_REFUSED,
   requireCniPath,
+  unusableIfnameProblem,
 } from "./env.ts";
 import { CniError, ErrorCode } from "./errors.ts";
 import { Ipam, IpamNotFound, validateCniPath } from "./ipam.ts";
@@ -90,7 +90,7 @@ export async function runVerb(inv: Invocation): Promise<unknown> {
   log.info(`start: network "${conf.name}", cniVersion ${conf.cniVersion}, master ${conf.master}`);
   log.debug(`config: ${new TextDecoder().decode(inv.stdin).trim()}`);
   for (const what of ignored) log.report(`DEL goes on without: ${what}`);
-  const unusable = env.command === "DEL" ? kernelNameProblem(env.ifname) : null;
+  const unusable = env.command === "DEL" ? unusableIfnameProblem(env.ifname) : null;
   if (unusable !== null) {
     // ADD and every IPAM plugin built on Go's skel refuse such a name: no link, no lease can carry it.
     log.info(`DEL: CNI_IFNAME ${JSON.stringify(env.ifname)} ${unusable}; nothing of ours can exist`);

@@ -1,5 +1,11 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { interfaceNameProblem, kernelNameProblem, parseEnvironment, requireCniPath } from "../../lib/env.ts";
+import {
+  interfaceNameProblem,
+  kernelNameProblem,
+  parseEnvironment,
+  requireCniPath,
+  unusableIfnameProblem,
+} from "../../lib/env.ts";
 import { CniError } from "../../lib/errors.ts";
 
 const full = {
@@ -131,10 +137,11 @@ Deno.test("interfaceNameProblem counts bytes, not characters", () => {
   assertEquals(interfaceNameProblem(""), "is empty");
 });
 
-Deno.test("kernelNameProblem: every byte the kernel's isspace() accepts, every rune Go's unicode.IsSpace accepts", () => {
+Deno.test("CNI_IFNAME: every byte the kernel's isspace() accepts, every rune Go's unicode.IsSpace accepts", () => {
   // lib/ctype.c marks 9-13, 32 and 160 (0xa0) with _S; 0xa0 is the second byte of "à" (c3 a0).
   for (const name of ["a\tb", "a\nb", "a\vb", "a\fb", "a\rb", "a b", "à", "eth\u00e0", "\u0820x"]) {
     assertEquals(kernelNameProblem(name)?.startsWith("contains '/', ':', a NUL or whitespace"), true, name);
+    assertEquals(unusableIfnameProblem(name), kernelNameProblem(name));
   }
   // Go's unicode.IsSpace: U+0085 (which JavaScript's \s lacks), U+00A0, and Unicode's White_Space.
   for (
@@ -151,11 +158,17 @@ Deno.test("kernelNameProblem: every byte the kernel's isspace() accepts, every r
       "\u3000",
     ]
   ) {
-    assertEquals(kernelNameProblem(`n${rune}`) !== null, true, JSON.stringify(rune));
+    assertEquals(unusableIfnameProblem(`n${rune}`) !== null, true, JSON.stringify(rune));
+    const { code } = codeOf(() => parseEnvironment({ ...full, CNI_IFNAME: `n${rune}` }));
+    assertEquals(code, 4, JSON.stringify(rune));
   }
+  // The kernel itself takes U+0085 (c2 85) and U+2000 (e2 80 80): a master may be named so.
+  assertEquals(kernelNameProblem("n\u0085"), null);
+  assertEquals(interfaceNameProblem("n\u2000"), null);
   // Neither refuses U+FEFF (JavaScript's \s has it), nor other UTF-8 without a 0xa0 byte: Go macvlan accepts them.
   for (const name of ["n\ufeff", "é", "ü1", "net-1", "x\u0084"]) {
-    assertEquals(kernelNameProblem(name), null, JSON.stringify(name));
+    assertEquals(unusableIfnameProblem(name), null, JSON.stringify(name));
+    assertEquals(parseEnvironment({ ...full, CNI_IFNAME: name }).ifname, name);
   }
 });
 
