@@ -465,7 +465,7 @@ async function cmdDel(ctx: Context): Promise<null> {
     }
   }
   using host = Netlink.open();
-  // Only to recognise a child made before children were marked; DEL goes on without it.
+  // Only to recognise the unmarked child of an ADD killed before marking it (in the host); DEL goes on without.
   const master = ctx.conf.master === "" ? null : host.getLink(ctx.conf.master);
   // An ADD killed part-way may have left its child under the temporary name, in the host or in the pod.
   const tmpName = await temporaryName(env.containerId, env.ifname);
