@@ -51,7 +51,14 @@ function leasesOf(f: Fixture, id: string): string[] {
   for (const net of Deno.readDirSync(f.leases.dir)) {
     if (!net.isDirectory) continue;
     for (const file of Deno.readDirSync(`${f.leases.dir}/${net.name}`)) {
-      const text = Deno.readTextFileSync(`${f.leases.dir}/${net.name}/${file.name}`);
+      let text: string;
+      try {
+        text = Deno.readTextFileSync(`${f.leases.dir}/${net.name}/${file.name}`);
+      } catch (e) {
+        // Released by another trial's DEL between the listing and the read: not a lease any more.
+        if (e instanceof Deno.errors.NotFound) continue;
+        throw e;
+      }
       if (text.split(/\r?\n/)[0] === id) found.push(file.name);
     }
   }
