@@ -143,6 +143,31 @@ const LIBC_SYMBOLS = {
     parameters: ["i64", /* long number */ "i64", /* long arg1 */ "i64" /* long arg2 */],
     result: "i64",
   },
+  /**
+   * long syscall(long number, ...): bound with four arguments under another name, for openat2(2)
+   * (glibc 2.36 has no wrapper): int dirfd, const char *path, struct open_how *how, size_t size
+   */
+  syscall4: {
+    name: "syscall",
+    parameters: [
+      "i64", /* long number */
+      "i64", /* int dirfd */
+      "buffer", /* const char *path */
+      "buffer", /* struct open_how *how */
+      "i64", /* size_t size */
+    ],
+    result: "i64",
+  },
+  /** int openat(int dirfd, const char *path, int flags, mode_t mode) */
+  openat: {
+    parameters: [
+      "i32",
+      /* int dirfd */ "buffer",
+      /* const char *path */ "i32",
+      /* int flags */ "u32", /* mode */
+    ],
+    result: "i32",
+  },
   /** int pipe2(int pipefd[2], int flags) */
   pipe2: { parameters: ["buffer", /* int pipefd[2] */ "i32" /* int flags */], result: "i32" },
   /** int prctl(int option, unsigned long arg2, ...): bound with one argument (PR_SET_CHILD_SUBREAPER) */
@@ -187,10 +212,13 @@ export const Errno = {
   EBUSY: 16,
   EEXIST: 17,
   ENODEV: 19,
+  ENOTDIR: 20,
   EINVAL: 22,
   ENOTTY: 25,
   ERANGE: 34,
+  ENAMETOOLONG: 36,
   ENOSYS: 38,
+  ELOOP: 40,
   EMSGSIZE: 90,
   EOPNOTSUPP: 95,
   EAFNOSUPPORT: 97,
@@ -203,7 +231,7 @@ export const SIGKILL = 9;
 /** open(2) flags. */
 export const O_RDONLY = 0;
 /** open(2) flags. */
-const O_WRONLY = 1;
+export const O_WRONLY = 1;
 /** open(2) flags (the same value on x86_64 and arm64): open returns at once even on a FIFO. */
 export const O_NONBLOCK = 0o4000;
 /** open(2) flags (the same value on x86_64 and arm64): a descriptor that only names the file, opens anything. */
@@ -222,6 +250,8 @@ const ARM64 = Deno.build.arch === "aarch64";
  * include/uapi/asm-generic/fcntl.h (x86_64) and arch/arm64/include/uapi/asm/fcntl.h.
  */
 export const O_NOFOLLOW = ARM64 ? 0o100000 : 0o400000;
+/** open(2) flags: fail with ENOTDIR unless a directory. Differs by architecture, as {@link O_NOFOLLOW}. */
+export const O_DIRECTORY = ARM64 ? 0o40000 : 0o200000;
 
 /** A failed system call: code IoFailure unless a caller maps it to something more precise. */
 export class SystemError extends CniError {
@@ -308,6 +338,13 @@ export function sameFile(a: FileId, b: FileId): boolean {
   return a.dev === b.dev && a.ino === b.ino;
 }
 
+/** The file type bits (st_mode & S_IFMT) of the file open at `fd`, by fstat(2); see {@link S_IFREG}. */
+export function fileType(fd: number): number {
+  const st = new Uint8Array(STAT_SIZE);
+  if (libc.fstat(fd, st) < 0) throw new SystemError(`fstat fd ${fd}`, errno());
+  return new DataView(st.buffer).getUint32(ST_MODE_OFFSET, true) & S_IFMT;
+}
+
 /** close(2); errors are ignored because nothing useful can follow a failed close of a read-only fd. */
 export function closeFd(fd: number): void {
   libc.close(fd);
@@ -386,7 +423,8 @@ const ST_MODE_OFFSET = ARM64 ? 16 : 24;
 const ST_SIZE_OFFSET = 48;
 const STAT_SIZE = 256;
 const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
+/** The file type of a regular file in st_mode; an nsfs namespace file (and its bind mounts) is one too. */
+export const S_IFREG = 0o100000;
 
 /** A file opened for appending, with what fstat(2) said of it. */
 export interface AppendFile {
@@ -397,18 +435,62 @@ export interface AppendFile {
   size: number;
 }
 
+/** openat2(2): the same number on x86_64 and arm64 (arch/x86/entry/syscalls/syscall_64.tbl, asm-generic/unistd.h). */
+const SYS_OPENAT2 = 437n;
+/** openat2's struct open_how resolve flag: fail with ELOOP on a symlink in any component (linux/openat2.h). */
+const RESOLVE_NO_SYMLINKS = 4n;
+const AT_FDCWD = -100;
+
 /**
- * Opens `path` for appending without following a symlink in its last component, without blocking on a
+ * Opens absolute `path` with `flags` and `mode` following no symlink in any component: openat2(2) with
+ * RESOLVE_NO_SYMLINKS (Linux 5.6), else, where the kernel has no openat2 or a seccomp filter refuses it
+ * (ENOSYS, EPERM), {@link openNoSymlinksWalk}.
+ * Returns the descriptor, or -errno (ELOOP for a symlink anywhere in the path).
+ */
+export function openNoSymlinks(path: string, flags: number, mode: number): number {
+  const how = new BigUint64Array([BigInt(flags | O_CLOEXEC), BigInt(mode), RESOLVE_NO_SYMLINKS]);
+  const fd = Number(libc.syscall4(SYS_OPENAT2, BigInt(AT_FDCWD), cString(path), how, 24n));
+  if (fd >= 0) return fd;
+  const e = errno();
+  // ENOSYS: a kernel before 5.6, or a seccomp filter that answers so for syscalls it does not know (older
+  // filters answer EPERM, which open itself never does here, running as root without O_NOATIME).
+  return e === Errno.ENOSYS || e === Errno.EPERM ? openNoSymlinksWalk(path, flags, mode) : -e;
+}
+
+/**
+ * As {@link openNoSymlinks} without openat2: each directory of absolute `path` opened from the one before
+ * with O_NOFOLLOW | O_DIRECTORY, then the last component with O_NOFOLLOW. Returns the descriptor or -errno
+ * (ENOTDIR for a symlinked directory, ELOOP for a symlink as the last component).
+ */
+export function openNoSymlinksWalk(path: string, flags: number, mode: number): number {
+  const parts = path.split("/").filter((p) => p !== "" && p !== ".");
+  const last = parts.pop();
+  if (!path.startsWith("/") || last === undefined) return -Errno.EINVAL;
+  let dir = libc.open(cString("/"), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+  if (dir < 0) return -errno();
+  try {
+    for (const part of parts) {
+      // Not O_PATH: with O_NOFOLLOW it would open a symlink itself; O_RDONLY fails with ELOOP on one.
+      const next = libc.openat(dir, cString(part), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+      if (next < 0) return -errno();
+      libc.close(dir);
+      dir = next;
+    }
+    const fd = libc.openat(dir, cString(last), flags | O_NOFOLLOW | O_CLOEXEC, mode);
+    return fd < 0 ? -errno() : fd;
+  } finally {
+    libc.close(dir);
+  }
+}
+
+/**
+ * Opens `path` for appending without following a symlink in any of its components, without blocking on a
  * FIFO, created with `mode` when absent. Returns -errno when open fails (ELOOP for a symlink, ENXIO for
  * a FIFO with no reader, EISDIR for a directory).
  */
 export function openAppendNoFollow(path: string, mode: number): AppendFile | number {
-  const fd = libc.open(
-    cString(path),
-    O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
-    mode,
-  );
-  if (fd < 0) return -errno();
+  const fd = openNoSymlinks(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK, mode);
+  if (fd < 0) return fd;
   const st = new Uint8Array(STAT_SIZE);
   if (libc.fstat(fd, st) < 0) {
     const e = errno();

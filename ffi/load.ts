@@ -79,9 +79,11 @@ function bind<S extends Deno.ForeignLibraryInterface>(
 ): Deno.DynamicLibrary<S>["symbols"] {
   const out: Record<string, unknown> = {};
   for (const [name, definition] of Object.entries(symbols)) {
-    const fn = libdl().dlsym(handle, cString(name));
-    if (!fn) throw new Error(dlerrorText(`undefined symbol: ${name}`));
     const def = definition as Deno.ForeignFunction;
+    // `name` binds one C symbol under another key, e.g. variadic syscall(2) with another argument list.
+    const symbol = def.name ?? name;
+    const fn = libdl().dlsym(handle, cString(symbol));
+    if (!fn) throw new Error(dlerrorText(`undefined symbol: ${symbol}`));
     const pointer = new Deno.UnsafeFnPointer(fn as Deno.PointerObject<typeof def>, def);
     out[name] = pointer.call.bind(pointer);
   }

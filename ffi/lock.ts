@@ -1,5 +1,5 @@
 /**
- * A lock per attachment (network name, container id, ifname): a file under /run/ipoib-cni/locks held with
+ * A lock per attachment (container id and ifname, whatever the network's name): a file under /run/ipoib-cni/locks held with
  * flock(2) by ADD, DEL and CHECK for their whole run, and inherited by the IPAM plugin they start.
  *
  * Why: a runtime that kills ADD (SIGKILL on a timeout) leaves the IPAM plugin running, since it is
@@ -15,7 +15,7 @@
  */
 
 import { CniError, ErrorCode } from "../lib/errors.ts";
-import { attachmentMark } from "../lib/mark.ts";
+import { markFields, parseMark } from "../lib/mark.ts";
 import {
   closeFd,
   cString,
@@ -47,16 +47,32 @@ const KILL_GRACE_MS = 5_000;
 const DIRENT_NAME_OFFSET = 19;
 
 /**
- * The file name of an attachment's lock: a hash of the attachment's mark (lib/mark.ts), so no id or name can
- * form a path, and a GC that finds a marked child knows its lock from the mark alone.
+ * The file name of an attachment's lock: a hash of its container id and ifname as a mark (lib/mark.ts)
+ * holds them, so no id or name can form a path, and a GC that finds a marked child knows its lock from the
+ * mark alone. Not of the network's name: a DEL sent after the network was renamed must still wait for an
+ * ADD of the same attachment (a pod holds one attachment per ifname).
  */
-async function lockFileName(network: string, containerId: string, ifname: string): Promise<string> {
-  return lockFileNameOfMark(await attachmentMark(network, containerId, ifname));
+async function lockFileName(containerId: string, ifname: string): Promise<string> {
+  const f = await markFields("-", containerId, ifname);
+  return await lockFileNameOfFields(f.containerId, f.ifname);
 }
 
-/** The file name of the lock of the attachment that `mark` (a child's alias, lib/mark.ts) names. */
+/**
+ * The file name of the lock of the attachment that `mark` (a child's alias, lib/mark.ts) names.
+ * @throws CniError code 999 (a caller's bug) when `mark` is not a mark
+ */
 async function lockFileNameOfMark(mark: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(mark)));
+  const f = parseMark(mark);
+  if (f === null) {
+    throw new CniError(ErrorCode.Internal, `not a mark of this plugin: ${JSON.stringify(mark)}`);
+  }
+  return await lockFileNameOfFields(f.containerId, f.ifname);
+}
+
+/** The hash of the encoded fields: neither holds a space, so joining with one keeps ("a","bc") from ("ab","c"). */
+async function lockFileNameOfFields(containerId: string, ifname: string): Promise<string> {
+  const key = new TextEncoder().encode(`${containerId} ${ifname}`);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", key));
   return `${Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("")}.lock`;
 }
 
@@ -164,7 +180,6 @@ export class AttachmentLock {
    *   `killHolders`, 5 s after the kill); code 5 when the lock directory or file cannot be created.
    */
   static async acquire(
-    network: string,
     containerId: string,
     ifname: string,
     waitMs: number,
@@ -174,7 +189,7 @@ export class AttachmentLock {
       onKilled?: (pids: number[]) => void;
     } = {},
   ): Promise<AttachmentLock> {
-    const path = `${dir}/${await lockFileName(network, containerId, ifname)}`;
+    const path = `${dir}/${await lockFileName(containerId, ifname)}`;
     makeLockDir(dir);
     const deadline = performance.now() + waitMs;
     for (;;) {

@@ -14,12 +14,14 @@ import {
   Errno,
   type FileId,
   fileId,
+  fileType,
   ioctlNoArg,
   O_NONBLOCK,
   O_PATH,
   O_RDONLY,
   openFd,
   readTextFile,
+  S_IFREG,
   sameFile,
   setns,
   SystemError,
@@ -66,12 +68,18 @@ function openNetns(path: string): number {
   }
   let fd: number;
   try {
-    // Non-blocking: opening a FIFO put in CNI_NETNS would otherwise wait forever for a writer.
-    fd = openFd(path, O_RDONLY | O_NONBLOCK);
+    fd = openRegularFile(path);
   } catch (e) {
     if (!(e instanceof SystemError)) throw e;
     const why = e.errno === Errno.ENOENT ? "does not exist" : "cannot be opened";
     throw new NetnsError(`network namespace ${path} ${why}`, e.errno, e.message);
+  }
+  if (fd < 0) {
+    throw new NetnsError(
+      `${path} is not a network namespace`,
+      Errno.EINVAL,
+      `not a namespace file: ${FILE_TYPES[-fd] ?? "not a regular file"}`,
+    );
   }
   const type = ioctlNoArg(fd, NS_GET_NSTYPE);
   if (type !== CLONE_NEWNET) {
@@ -82,6 +90,34 @@ function openNetns(path: string): number {
     throw new NetnsError(`${path} is not a network namespace`, errno, what);
   }
   return fd;
+}
+
+/** What a file type (st_mode & S_IFMT) is, for messages. */
+const FILE_TYPES: Record<number, string> = {
+  0o140000: "a socket",
+  0o120000: "a symlink",
+  0o060000: "a block device",
+  0o040000: "a directory",
+  0o020000: "a character device",
+  0o010000: "a FIFO",
+};
+
+/**
+ * Opens `path` for reading only when it is a regular file, as a namespace file and its bind mounts are
+ * (nsfs): first with O_PATH, which acts on nothing (opening a device can rewind a tape, a FIFO can block),
+ * then, when fstat says regular, again through /proc/self/fd for the descriptor setns(2) and ioctl(2)
+ * need, so the file checked is the file opened. Returns the descriptor, or minus the file type when the
+ * path is not a regular file. Throws SystemError (with the errno) when the path cannot be opened.
+ */
+function openRegularFile(path: string): number {
+  const pathFd = openFd(path, O_PATH);
+  try {
+    const type = fileType(pathFd);
+    if (type !== S_IFREG) return -type;
+    return openFd(`/proc/self/fd/${pathFd}`, O_RDONLY | O_NONBLOCK);
+  } finally {
+    closeFd(pathFd);
+  }
 }
 
 /**

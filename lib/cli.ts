@@ -7,7 +7,7 @@
 
 import { BUILD_INFO } from "./build_info.ts";
 import { errorObject, toCniError } from "./errors.ts";
-import { parseEnvironment } from "./env.ts";
+import { parseEnvironment, refuseNestedRun } from "./env.ts";
 import { oneLine } from "./log.ts";
 import { decodeJson, readStdin, type SyncReader } from "./stdin.ts";
 import { configVersion, LATEST_VERSION, requestedVersion, SUPPORTED_VERSIONS } from "./version.ts";
@@ -118,6 +118,8 @@ export async function runPlugin(
       writeAll(io.stdout, JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS }) + "\n");
       return 0;
     }
+    // Before any lock, link or IPAM run: a nested run would wait on the lock its parent holds, or start another.
+    refuseNestedRun(environ);
     if (undecodable !== null) throw undecodable;
     const { runVerb } = await import("./plugin.ts");
     const output = await runVerb({ env, environ, stdin, decoded, loadDriver: wiring.loadDriver });

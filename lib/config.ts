@@ -221,8 +221,9 @@ export interface DelConf {
 /**
  * Reads a config for DEL, which must be able to finish: only the name, the type and `ipam` are needed
  * (besides a supported cniVersion, which Go's reference plugins require on DEL too). Any other field that
- * ADD would refuse is treated as not set and listed in `ignored`. An IPAM type ADD refuses (dhcp, this
- * plugin itself) can hold no lease of ours: `ipam` is then read as `{}`, nothing is executed.
+ * ADD would refuse is treated as not set and listed in `ignored`, and so is an absent `master` (a marked
+ * child is found without it). An IPAM type ADD refuses (a path, dhcp, this plugin itself) can hold no lease
+ * of ours: `ipam` is then read as `{}`, nothing is executed.
  * @param decoded the JSON value read from stdin
  * @param selfName the basename of the running executable
  * @throws CniError code 7 when the config is not an object or name, type or ipam is unusable; code 1
@@ -234,11 +235,12 @@ export function parseDelConf(decoded: unknown, selfName?: string): DelConf {
   const ignored: string[] = [];
   const lenient: Record<string, unknown> = { ...raw };
   let masterUnusable = false;
+  let ipamTypeUnusable = false;
   for (;;) {
     const parsed = schema.safeParse(lenient);
     if (parsed.success) {
       const conf = parsed.data;
-      const problem = ipamProblem(raw, conf, selfName);
+      const problem = ipamTypeUnusable ? null : ipamProblem(raw, conf, selfName);
       if (problem !== null) {
         if (conf.ipamType === null) throw problem; // ipam with fields but no type: which plugin holds the lease?
         ignored.push(`${problem.message}; no lease of it can exist, nothing executed`);
@@ -249,6 +251,20 @@ export function parseDelConf(decoded: unknown, selfName?: string): DelConf {
     }
     const issue = parsed.error.issues[0]!;
     const field = String(issue.path[0] ?? "");
+    if (field === "ipam" && issue.path[1] === "type" && !ipamTypeUnusable) {
+      // A type ADD refuses (a path): ADD never executed it, so it holds no lease; DEL executes nothing.
+      ignored.push(`${invalidField(raw, issue).message}; no lease of it can exist, nothing executed`);
+      lenient.ipam = {};
+      ipamTypeUnusable = true;
+      continue;
+    }
+    if (field === "master" && !(field in lenient)) {
+      // Deleting a marked child needs no master: it only recognises an unmarked one in the host.
+      ignored.push('field "master" is missing');
+      masterUnusable = true;
+      lenient.master = "unused";
+      continue;
+    }
     if (!OPTIONAL_FOR_DEL.has(field) || !(field in lenient)) throw invalidField(raw, issue);
     ignored.push(invalidField(raw, issue).message);
     delete lenient[field];

@@ -32,9 +32,10 @@ export interface LinkDriver {
   /** Creates a child of `master` named `name` in the current namespace. */
   createChild(nl: Netlink, name: string, master: LinkInfo, spec: ChildSpec): void;
   /**
-   * True when `link` is of this driver's child kind with `master` as its parent (IFLA_LINK): how DEL
-   * recognises a child made before children carried their mark (lib/mark.ts). Seen from the pod, a
-   * child's IFLA_LINK still gives the parent's index in the host namespace.
+   * True when `link` is of this driver's child kind with `master` as its parent (IFLA_LINK): how DEL and
+   * ADD recognise, under the attachment's temporary name in the host, the unmarked child of an ADD killed
+   * between creating and marking it (lib/mark.ts). Seen from the pod, a child's IFLA_LINK still gives the
+   * parent's index in the host namespace.
    */
   isChildOf(link: LinkInfo, master: LinkInfo): boolean;
   /** Why `link`, seen from the pod namespace, is not a child of `master` with `spec`, or null when it is. */

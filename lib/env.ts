@@ -26,6 +26,32 @@ export interface CniEnv {
   path: string[];
 }
 
+/**
+ * Set by this plugin, to its pid, in the environment of every IPAM plugin it runs. A plugin started with
+ * it set was started, directly or through a wrapper or symlink of any name, as the IPAM plugin of this
+ * plugin: it refuses at once ({@link refuseNestedRun}), so an `ipam.type` that leads back here can never
+ * start a chain of plugin processes.
+ */
+export const DELEGATOR_VARIABLE = "IPOIB_CNI_DELEGATOR";
+
+/** The message of the refusal of a nested run; a DEL that receives it from its IPAM DEL knows no lease exists. */
+export const NESTED_RUN_REFUSED = "ipam.type runs this plugin itself";
+
+/**
+ * Code 7 when `environ` carries {@link DELEGATOR_VARIABLE}: this run is this plugin's own IPAM plugin. Checked
+ * before any lock is taken or anything executed (the parent holds the attachment's lock).
+ */
+export function refuseNestedRun(environ: Record<string, string | undefined>): void {
+  const parent = environ[DELEGATOR_VARIABLE];
+  if (parent === undefined) return;
+  throw new CniError(
+    ErrorCode.InvalidNetworkConfig,
+    NESTED_RUN_REFUSED,
+    `started as the IPAM plugin of ipoib-cni process ${parent} (${DELEGATOR_VARIABLE} is set); ` +
+      "name an IPAM plugin such as host-local in ipam.type",
+  );
+}
+
 type Variable = "CNI_CONTAINERID" | "CNI_NETNS" | "CNI_IFNAME";
 
 /**
@@ -44,17 +70,45 @@ const REQUIRED: Record<Verb, readonly Variable[]> = {
 const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 /**
+ * Bytes the kernel's isspace() accepts (lib/ctype.c, `_S`): \t \n \v \f \r, space, and 0xa0 (Latin-1's
+ * no-break space), which is also a byte of many UTF-8 characters ("à" is c3 a0).
+ */
+const KERNEL_SPACE_BYTES = new Set([0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20, 0xa0]);
+
+/**
+ * Runes Go's unicode.IsSpace accepts (Latin-1: \t \n \v \f \r, space, U+0085, U+00A0; beyond: Unicode's
+ * White_Space). Not JavaScript's `\s`, which lacks U+0085 and adds U+FEFF.
+ */
+const GO_SPACE = /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
+
+/**
  * Why the kernel refuses `name` for a link, or null when it accepts it (net/core/dev.c, dev_valid_name):
- * 1-15 bytes, not "." or "..", no '/', ':' or whitespace. Go's skel refuses the same names on every verb,
- * so no IPAM plugin can hold a lease under one.
+ * 1-15 bytes, not "." or "..", no '/', ':' or byte that isspace() accepts (0xa0 included: "à").
  */
 export function kernelNameProblem(name: string): string | null {
   if (name.length === 0) return "is empty";
-  if (new TextEncoder().encode(name).length > 15) return "is longer than 15 bytes";
+  const bytes = new TextEncoder().encode(name);
+  if (bytes.length > 15) return "is longer than 15 bytes";
   if (name === "." || name === "..") return `may not be "${name}"`;
   // deno-lint-ignore no-control-regex
-  if (/[/:\s\x00]/.test(name)) return "contains '/', ':', a NUL or whitespace";
+  if (/[/:\x00]/.test(name) || bytes.some((b) => KERNEL_SPACE_BYTES.has(b))) {
+    return "contains '/', ':', a NUL or whitespace (a byte the kernel's isspace() accepts)";
+  }
   return null;
+}
+
+/** Why Go's skel refuses CNI_IFNAME `name` beyond the kernel's rules: a rune unicode.IsSpace accepts (U+0085). */
+function goSpaceProblem(name: string): string | null {
+  return GO_SPACE.test(name) ? "contains whitespace (a character Go's unicode.IsSpace accepts)" : null;
+}
+
+/**
+ * Why no link or lease of ours can carry CNI_IFNAME `name`, or null: the kernel refuses it
+ * ({@link kernelNameProblem}), or Go's skel does on every verb (a rune unicode.IsSpace accepts), so no
+ * IPAM plugin built on it can hold a lease under it. DEL of such a name has nothing to do.
+ */
+export function unusableIfnameProblem(name: string): string | null {
+  return kernelNameProblem(name) ?? goSpaceProblem(name);
 }
 
 /**
@@ -98,7 +152,7 @@ export function parseEnvironment(env: Record<string, string | undefined>): CniEn
   }
   const ifname = env.CNI_IFNAME ?? "";
   if (ifname !== "" && verb !== "DEL") {
-    const problem = interfaceNameProblem(ifname);
+    const problem = interfaceNameProblem(ifname) ?? goSpaceProblem(ifname);
     if (problem) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_IFNAME "${ifname}" ${problem}`);
   }
   return {

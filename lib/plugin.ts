@@ -16,11 +16,17 @@ import {
   type ValidAttachment,
 } from "./config.ts";
 import type { ChildSpec, LinkDriver } from "./driver.ts";
-import { type CniEnv, kernelNameProblem, requireCniPath } from "./env.ts";
+import {
+  type CniEnv,
+  DELEGATOR_VARIABLE,
+  NESTED_RUN_REFUSED,
+  requireCniPath,
+  unusableIfnameProblem,
+} from "./env.ts";
 import { CniError, ErrorCode } from "./errors.ts";
 import { Ipam, IpamNotFound, validateCniPath } from "./ipam.ts";
 import { Logger } from "./log.ts";
-import { attachmentMark, markFields, parseMark } from "./mark.ts";
+import { attachmentMark, type MarkFields, markFields, parseMark } from "./mark.ts";
 import { formatResult, limitToVersion, mergePrevResult, parseResult, type Result } from "./result.ts";
 import { applyIpConfig, checkIpConfig, isOperUp, planIpConfig } from "./ipconfig.ts";
 import { temporaryName } from "./temporary_name.ts";
@@ -45,6 +51,13 @@ interface Context {
   ipam: Ipam | null;
   /** The mark (alias) of this attachment's child (lib/mark.ts); "" for GC and STATUS, which have none. */
   mark: string;
+  /** This attachment's fields as a mark holds them; null for GC and STATUS. */
+  attachment: MarkFields | null;
+  /**
+   * The IPAM plugin run for another attachment of this network (GC releasing the lease of a child it
+   * deleted): CNI_CONTAINERID and CNI_IFNAME as given, CNI_NETNS empty, inheriting `lockFd`. Null without IPAM.
+   */
+  ipamFor: (containerId: string, ifname: string, lockFd: number) => Ipam | null;
   /** GC: `cni.dev/valid-attachments` of the config, null when the runtime sent none. */
   validAttachments: ValidAttachment[] | null;
 }
@@ -77,7 +90,7 @@ export async function runVerb(inv: Invocation): Promise<unknown> {
   log.info(`start: network "${conf.name}", cniVersion ${conf.cniVersion}, master ${conf.master}`);
   log.debug(`config: ${new TextDecoder().decode(inv.stdin).trim()}`);
   for (const what of ignored) log.report(`DEL goes on without: ${what}`);
-  const unusable = env.command === "DEL" ? kernelNameProblem(env.ifname) : null;
+  const unusable = env.command === "DEL" ? unusableIfnameProblem(env.ifname) : null;
   if (unusable !== null) {
     // ADD and every IPAM plugin built on Go's skel refuse such a name: no link, no lease can carry it.
     log.info(`DEL: CNI_IFNAME ${JSON.stringify(env.ifname)} ${unusable}; nothing of ours can exist`);
@@ -90,15 +103,19 @@ export async function runVerb(inv: Invocation): Promise<unknown> {
     // One ADD, DEL or CHECK of an attachment at a time, and none while the IPAM plugin of a killed one runs.
     lock = await lockAttachment(env, conf, log);
     const driver = await inv.loadDriver();
-    const ipam = conf.ipamType === null ? null : new Ipam(
-      conf.ipamType,
-      env.path,
-      inv.environ,
-      inv.stdin,
-      conf.ipamTimeoutSeconds,
-      log,
-      { inheritFds: lock === null ? [] : [lock.fd] },
-    );
+    // The IPAM child learns that this plugin started it: should ipam.type lead back here under any name (a
+    // wrapper, a symlink), that run refuses at once (lib/env.ts, refuseNestedRun) instead of recursing.
+    const ipamWith = (vars: Record<string, string>, lockFd: number | null) =>
+      conf.ipamType === null ? null : new Ipam(
+        conf.ipamType,
+        env.path,
+        { ...inv.environ, ...vars, [DELEGATOR_VARIABLE]: String(Deno.pid) },
+        inv.stdin,
+        conf.ipamTimeoutSeconds,
+        log,
+        { inheritFds: lockFd === null ? [] : [lockFd] },
+      );
+    const ipam = ipamWith({}, lock?.fd ?? null);
     const ctx: Context = {
       env,
       conf,
@@ -106,6 +123,9 @@ export async function runVerb(inv: Invocation): Promise<unknown> {
       log,
       ipam,
       mark: env.containerId === "" ? "" : await attachmentMark(conf.name, env.containerId, env.ifname),
+      attachment: env.containerId === "" ? null : await markFields(conf.name, env.containerId, env.ifname),
+      ipamFor: (containerId, ifname, lockFd) =>
+        ipamWith({ CNI_CONTAINERID: containerId, CNI_IFNAME: ifname, CNI_NETNS: "" }, lockFd),
       validAttachments: env.command === "GC" ? parseValidAttachments(inv.decoded) : null,
     };
     const verbs = { ADD: cmdAdd, DEL: cmdDel, CHECK: cmdCheck, GC: cmdGc, STATUS: cmdStatus } as const;
@@ -128,7 +148,7 @@ export async function runVerb(inv: Invocation): Promise<unknown> {
  */
 function lockAttachment(env: CniEnv, conf: NetConf, log: Logger): Promise<AttachmentLock> | null {
   if (!["ADD", "DEL", "CHECK"].includes(env.command)) return null;
-  return AttachmentLock.acquire(conf.name, env.containerId, env.ifname, conf.ipamTimeoutSeconds * 1000, {
+  return AttachmentLock.acquire(env.containerId, env.ifname, conf.ipamTimeoutSeconds * 1000, {
     killHolders: env.command === "DEL",
     onKilled: (pids) =>
       log.info(`lock: killed ${pids.join(", ")}, still holding it after ${conf.ipamTimeoutSeconds} s`),
@@ -195,13 +215,26 @@ function openPodNetns(path: string): Netns {
 }
 
 /**
- * True when `link` is this attachment's child: it carries this attachment's mark (lib/mark.ts), or, for a
- * child made before children were marked, it carries no mark and is of the driver's child kind with
- * `master` as parent. `master` is null when DEL could not look it up (then only the mark counts).
+ * True when `alias` is a mark of this attachment (container id and ifname), whatever network name it
+ * carries: a pod cannot hold two attachments of one ifname, and a network renamed since ADD must not
+ * leave its child behind at DEL.
  */
-function isOurChild(link: LinkInfo, ctx: Context, master: LinkInfo | null): boolean {
-  if (link.alias === ctx.mark) return true;
-  return parseMark(link.alias) === null && master !== null && ctx.driver.isChildOf(link, master);
+function marksThisAttachment(alias: string | null, ctx: Context): boolean {
+  const mark = parseMark(alias);
+  return mark !== null && ctx.attachment !== null && mark.containerId === ctx.attachment.containerId &&
+    mark.ifname === ctx.attachment.ifname;
+}
+
+/**
+ * True when `link`, found by name, is this attachment's child. Every child is marked before it leaves
+ * the host, so in the pod only the mark counts: another plugin's link of the same kind on the same master
+ * (Go macvlan's eth0) is not ours. In the host, where only the temporary name is looked up, an unmarked
+ * link of the driver's kind with `master` as parent is also ours: an ADD killed between create and mark.
+ * `master` is null when DEL could not look it up (then only the mark counts).
+ */
+function isOurChild(link: LinkInfo, ctx: Context, master: LinkInfo | null, where: "host" | "pod"): boolean {
+  if (marksThisAttachment(link.alias, ctx)) return true;
+  return where === "host" && !link.alias && master !== null && ctx.driver.isChildOf(link, master);
 }
 
 /** Describes a link for the log: name, kind and mark. */
@@ -222,7 +255,7 @@ function deleteOurLinkNamed(
 ): boolean {
   const link = nl.getLink(name);
   if (link === null) return false;
-  if (!isOurChild(link, ctx, master)) {
+  if (!isOurChild(link, ctx, master, where)) {
     ctx.log.info(`left ${describeLink(link)} in the ${where}: not a child this attachment made`);
     return false;
   }
@@ -425,13 +458,14 @@ async function cmdDel(ctx: Context): Promise<null> {
     try {
       await log.stepAsync("ipam del", () => ipam.exec("DEL"));
     } catch (e) {
-      // Without the plugin no lease can exist that DEL could release; failing would make kubelet retry forever.
-      if (!(e instanceof IpamNotFound)) throw e;
+      // Without the plugin no lease can exist that DEL could release; nor when ipam.type leads back to this
+      // plugin, whose nested run refused before executing anything: failing would make kubelet retry forever.
+      if (!(e instanceof IpamNotFound || isNestedRefusal(e))) throw e;
       log.info(`ipam del: ${e.message}; nothing to release`);
     }
   }
   using host = Netlink.open();
-  // Only to recognise a child made before children were marked; DEL goes on without it.
+  // Only to recognise the unmarked child of an ADD killed before marking it (in the host); DEL goes on without.
   const master = ctx.conf.master === "" ? null : host.getLink(ctx.conf.master);
   // An ADD killed part-way may have left its child under the temporary name, in the host or in the pod.
   const tmpName = await temporaryName(env.containerId, env.ifname);
@@ -442,6 +476,12 @@ async function cmdDel(ctx: Context): Promise<null> {
   // an ADD retried after such a refund leaves the returned one behind.
   log.step("delete marked child in the host", () => deleteMarkedInHost(host, ctx));
   return null;
+}
+
+/** True for the error of an IPAM run that was this plugin again and refused (lib/env.ts, refuseNestedRun). */
+function isNestedRefusal(e: unknown): e is CniError {
+  return e instanceof CniError && e.code === ErrorCode.InvalidNetworkConfig &&
+    e.message.endsWith(` failed: ${NESTED_RUN_REFUSED}`);
 }
 
 /**
@@ -458,7 +498,11 @@ function deleteInPod(ctx: Context, master: LinkInfo | null, tmpName: string): vo
   } catch (e) {
     // Nothing of ours can be in a namespace that is gone, nor in a path that is none (ADD refuses those):
     // failing would make the runtime retry forever.
-    if (!(e instanceof NetnsError) || !(e.notANetns || netnsIsGone(env.netns))) throw e;
+    if (
+      !(e instanceof NetnsError) || !(e.notANetns || NOT_A_NETNS_PATH.has(e.errno) || netnsIsGone(env.netns))
+    ) {
+      throw e;
+    }
     log.info(`delete link: ${e.message}; nothing to delete there`);
     return;
   }
@@ -479,11 +523,18 @@ function deleteInPod(ctx: Context, master: LinkInfo | null, tmpName: string): vo
 /** Deletes every link of the host namespace that carries this attachment's mark, under any name. */
 function deleteMarkedInHost(host: Netlink, ctx: Context): void {
   for (const link of host.listLinks()) {
-    if (link.alias !== ctx.mark) continue;
+    if (!marksThisAttachment(link.alias, ctx)) continue;
     deleteLinkGone(host, link.index);
     ctx.log.info(`deleted ${describeLink(link)}, returned to the host by the kernel`);
   }
 }
+
+/**
+ * What open(2) answers for a CNI_NETNS that names no namespace in other ways than a missing file: a path
+ * under a regular file or a namespace file with a trailing slash (ENOTDIR), a symlink loop (ELOOP), a
+ * path too long (ENAMETOOLONG), a directory that cannot be searched (EACCES). ADD refuses them all.
+ */
+const NOT_A_NETNS_PATH = new Set<number>([Errno.ENOTDIR, Errno.ELOOP, Errno.ENAMETOOLONG, Errno.EACCES]);
 
 /**
  * True when the namespace path no longer exists (the runtime already tore the sandbox down): open(2)
@@ -587,8 +638,9 @@ async function cmdGc(ctx: Context): Promise<null> {
   requireVersion(ctx.conf.cniVersion, "1.1.0", "GC");
   // A child in a pod namespace goes with it, but the kernel returns an IPoIB child to the host instead
   // (netns_refund): those of this network whose attachment is no longer valid are collected here.
-  const failure = await collectReturnedChildren(ctx);
-  await forwardIfSupported(ctx, "GC");
+  const ipamGc = await ipamSupportsGcStatus(ctx);
+  const failure = await collectReturnedChildren(ctx, ipamGc);
+  if (ipamGc) await forwardToIpam(ctx, "GC");
   if (failure !== null) throw failure;
   return null;
 }
@@ -597,9 +649,11 @@ async function cmdGc(ctx: Context): Promise<null> {
  * Deletes the marked children of this network in the host namespace whose attachment (container id,
  * ifname) is not in `cni.dev/valid-attachments`, skipping any whose attachment lock is held (an ADD, DEL
  * or CHECK in flight, or its IPAM plugin). Without the list nothing is known to be stale: nothing is
- * deleted. Goes on past a failure, which it returns (null when none) so that the IPAM still gets its GC.
+ * deleted. When the IPAM plugin gets no GC (`ipamGc` false: it predates CNI 1.1.0), the lease of each
+ * child deleted is released by the IPAM's DEL ({@link releaseLease}). Goes on past a failure, which it
+ * returns (null when none) so that the IPAM still gets its GC.
  */
-async function collectReturnedChildren(ctx: Context): Promise<CniError | null> {
+async function collectReturnedChildren(ctx: Context, ipamGc: boolean): Promise<CniError | null> {
   const { log } = ctx;
   if (ctx.validAttachments === null) {
     log.info('GC: no "cni.dev/valid-attachments" in the config; no link collected');
@@ -628,6 +682,7 @@ async function collectReturnedChildren(ctx: Context): Promise<CniError | null> {
       const now = host.getLink(link.index);
       if (now !== null && now.alias === link.alias) {
         log.step(`GC: delete ${describeLink(now)}`, () => deleteLinkGone(host, now.index));
+        if (!ipamGc) await releaseLease(ctx, mark, lock.fd);
       }
     } catch (e) {
       failure ??= e instanceof CniError ? e : new CniError(ErrorCode.Internal, String(e));
@@ -636,6 +691,30 @@ async function collectReturnedChildren(ctx: Context): Promise<CniError | null> {
     }
   }
   return failure;
+}
+
+/**
+ * Runs the IPAM plugin's DEL for the attachment of a child GC deleted, as the DEL that never came would
+ * have (CNI_NETNS empty: the pod is gone), holding its lock (`lockFd`). Only when the mark holds the
+ * container id and ifname themselves: a hashed field cannot be turned back into the value.
+ * @throws the IPAM plugin's failure (CniError)
+ */
+async function releaseLease(ctx: Context, mark: MarkFields, lockFd: number): Promise<void> {
+  const hashed = (field: string) => field.startsWith("#");
+  if (hashed(mark.containerId) || hashed(mark.ifname)) {
+    ctx.log.info(`GC: the mark of container ${mark.containerId} holds hashes; its lease is left to the IPAM`);
+    return;
+  }
+  const ipam = ctx.ipamFor(mark.containerId, mark.ifname, lockFd);
+  if (ipam === null) return;
+  try {
+    await ctx.log.stepAsync(
+      `GC: ipam del of container ${mark.containerId} ifname ${mark.ifname}`,
+      () => ipam.exec("DEL"),
+    );
+  } catch (e) {
+    if (!(e instanceof IpamNotFound || isNestedRefusal(e))) throw e;
+  }
 }
 
 async function cmdStatus(ctx: Context): Promise<null> {
@@ -651,18 +730,23 @@ async function cmdStatus(ctx: Context): Promise<null> {
       e instanceof CniError ? e.details : "",
     );
   }
-  await forwardIfSupported(ctx, "STATUS");
+  if (await ipamSupportsGcStatus(ctx)) await forwardToIpam(ctx, "STATUS");
   return null;
 }
 
-/** GC and STATUS exist since 1.1.0: an IPAM plugin built before that is not asked (as libcni does). */
-async function forwardIfSupported(ctx: Context, verb: "GC" | "STATUS"): Promise<void> {
-  if (ctx.ipam === null) return;
-  const ipam = ctx.ipam;
-  const versions = await ipam.supportedVersions();
-  if (!versions.includes("1.1.0")) {
-    ctx.log.info(`${verb}: IPAM plugin "${ipam.type}" predates CNI 1.1.0, not forwarded`);
-    return;
-  }
+/**
+ * GC and STATUS exist since 1.1.0: an IPAM plugin built before that is not asked (as libcni does). False
+ * also without IPAM.
+ */
+async function ipamSupportsGcStatus(ctx: Context): Promise<boolean> {
+  if (ctx.ipam === null) return false;
+  if ((await ctx.ipam.supportedVersions()).includes("1.1.0")) return true;
+  ctx.log.info(`IPAM plugin "${ctx.ipam.type}" predates CNI 1.1.0: GC and STATUS not forwarded`);
+  return false;
+}
+
+/** Runs `verb` in the IPAM plugin (one that {@link ipamSupportsGcStatus}). */
+async function forwardToIpam(ctx: Context, verb: "GC" | "STATUS"): Promise<void> {
+  const ipam = ctx.ipam!;
   await ctx.log.stepAsync(`ipam ${verb.toLowerCase()}`, () => ipam.exec(verb));
 }

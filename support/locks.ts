@@ -5,19 +5,21 @@
  * @module
  */
 
-import { attachmentMark } from "../lib/mark.ts";
+import { markFields } from "../lib/mark.ts";
 import { run } from "./net.ts";
 
 /** Where the plugin keeps its lock files (README, "Network configuration reference"). */
 export const LOCK_DIR = "/run/ipoib-cni/locks";
 
 /**
- * The file name of an attachment's lock: the first 16 bytes of the SHA-256 of its mark (lib/mark.ts) in
- * lower-case hex, then ".lock".
+ * The file name of an attachment's lock: the first 16 bytes of the SHA-256 of its container id and ifname,
+ * each as a mark holds it (lib/mark.ts), joined by a space, in lower-case hex, then ".lock". Not of the
+ * network's name: a DEL after the network was renamed still meets the ADD's lock.
  */
-export async function lockFileName(network: string, containerId: string, ifname: string): Promise<string> {
-  const mark = await attachmentMark(network, containerId, ifname);
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(mark)));
+export async function lockFileName(containerId: string, ifname: string): Promise<string> {
+  const f = await markFields("-", containerId, ifname);
+  const key = new TextEncoder().encode(`${f.containerId} ${f.ifname}`);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", key));
   return `${Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("")}.lock`;
 }
 

@@ -4,7 +4,7 @@
  * be absent and no link or lease exist. A trace of execve shows no shell is ever involved.
  */
 import { assert, assertEquals } from "@std/assert";
-import { runPlugin } from "../../support/run.ts";
+import { pluginCommand, runPlugin } from "../../support/run.ts";
 import { sh } from "../../support/net.ts";
 import { MAX_STDIN_BYTES } from "../../lib/stdin.ts";
 import { assertCniError, assertDelSucceeds, FAULTY, type Fixture, netConf, withFixture } from "./harness.ts";
@@ -170,5 +170,85 @@ Deno.test("no shell is involved: a traced ADD and DEL execute only Deno and the 
       const paths = new Set(executed(await Deno.readTextFile(log)));
       assertEquals([...paths].sort(), [Deno.execPath(), `${GO_CNI}/host-local`].sort());
     }
+  });
+});
+
+/**
+ * A wrapper script named `name` in `dir` that execs this plugin (the stand-in with fault injection, production
+ * flags), as an operator's wrapper would; each run appends its verb to `counter`.
+ */
+async function plantWrapper(dir: string, name: string, counter: string): Promise<void> {
+  const argv = pluginCommand("tests/faults/plugin.ts").map((a) => `'${a}'`).join(" ");
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(
+    `${dir}/${name}`,
+    `#!/bin/sh\necho "$CNI_COMMAND" >> '${counter}'\nexec ${argv} "$@"\n`,
+    {
+      mode: 0o755,
+    },
+  );
+}
+
+/** The verbs the wrapper ran for, in order. */
+function wrapperRuns(counter: string): string[] {
+  return exists(counter) ? Deno.readTextFileSync(counter).split("\n").filter((l) => l !== "") : [];
+}
+
+for (const how of ["a wrapper script of another name", "a symlink of another name"] as const) {
+  Deno.test(`ipam.type that runs this plugin through ${how}: refused at once on every verb, DEL succeeds`, async () => {
+    await withFixture(async (f) => {
+      const counter = `${f.scratch}/runs`;
+      const bin = `${f.scratch}/bin`;
+      await plantWrapper(bin, "ipam-wrap", counter);
+      const type = how.startsWith("a symlink") ? "ipam-link" : "ipam-wrap";
+      if (type === "ipam-link") await sh("ln", "-s", `${bin}/ipam-wrap`, `${bin}/ipam-link`);
+      // A short time limit keeps a run that recursed (before the fix) bounded; the refusal needs none of it.
+      const c = netConf(f, hostLocal(f, "10.121.4.0/24", { type }), { cniVersion: "1.1.0", ipamTimeout: 3 });
+      const env = (verb: string) => cniEnv(f, verb, { CNI_PATH: `${bin}:${GO_CNI}` });
+      const nested = new RegExp(
+        `^IPAM plugin "${type}" (ADD|STATUS|GC) failed: ipam\\.type runs this plugin itself$`,
+      );
+
+      const add = await runPlugin(FAULTY, env("ADD"), JSON.stringify(c));
+      assertCniError(add, 7, nested);
+      assertEquals(wrapperRuns(counter), ["ADD", "DEL"], "the nested runs: ADD, and the cleanup's DEL");
+      await assertNothingLeft(f);
+
+      // The nested DEL refuses too: nothing can have been leased, so the parent's DEL succeeds.
+      await assertDelSucceeds(f, c, { CNI_PATH: `${bin}:${GO_CNI}` });
+      assertEquals(wrapperRuns(counter), ["ADD", "DEL", "DEL"]);
+
+      for (const verb of ["STATUS", "GC"]) {
+        const r = await runPlugin(FAULTY, {
+          ...env(verb),
+          CNI_CONTAINERID: "",
+          CNI_NETNS: "",
+          CNI_IFNAME: "",
+        }, JSON.stringify(c));
+        assertCniError(r, 7, nested);
+        // VERSION answers (it runs nothing), then the verb is refused: two runs, no chain.
+        assertEquals(wrapperRuns(counter).slice(-2), ["VERSION", verb]);
+      }
+      assertEquals(wrapperRuns(counter).length, 7);
+    });
+  });
+}
+
+Deno.test("CNI_NETNS that is a device is never opened for reading: O_PATH first, refused as no regular file", async () => {
+  await withFixture(async (f) => {
+    const device = `${f.scratch}/null-device`;
+    await sh("mknod", device, "c", "1", "3"); // /dev/null's numbers, at a path no other process opens
+    const c = JSON.stringify(netConf(f, hostLocal(f, "10.121.5.0/24")));
+    for (const verb of ["ADD", "DEL"]) {
+      const log = `${f.scratch}/strace-${verb}`;
+      const traced = ["strace", "-f", "-qq", "-e", "trace=open,openat,openat2", "-o", log, ...FAULTY];
+      const r = await runPlugin(traced, cniEnv(f, verb, { CNI_NETNS: device, CNI_PATH: GO_CNI }), c);
+      if (verb === "ADD") assertCniError(r, 8, /is not a network namespace$/);
+      else assertEquals(r.code, 0, r.stdout + r.stderr);
+      const opens = (await Deno.readTextFile(log)).split("\n").filter((l) => l.includes(device));
+      assert(opens.length > 0, "the path was never looked at");
+      for (const line of opens) assert(line.includes("O_PATH"), `opened without O_PATH: ${line}`);
+    }
+    await assertNothingLeft(f);
   });
 });

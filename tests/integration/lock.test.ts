@@ -24,8 +24,8 @@ async function withLockDir(body: (dir: string) => Promise<void>): Promise<void> 
 Deno.test("lock file names are hashes: no id or name can form a path; distinct per attachment", async () => {
   await withLockDir(async (dir) => {
     /** The one file a held lock of the attachment puts in `dir`. */
-    const fileOf = async (network: string, containerId: string, ifname: string) => {
-      const lock = await AttachmentLock.acquire(network, containerId, ifname, 1_000, { dir });
+    const fileOf = async (containerId: string, ifname: string) => {
+      const lock = await AttachmentLock.acquire(containerId, ifname, 1_000, { dir });
       try {
         const names = [...Deno.readDirSync(dir)].map((e) => e.name);
         assertEquals(names.length, 1, names.join(", "));
@@ -35,48 +35,68 @@ Deno.test("lock file names are hashes: no id or name can form a path; distinct p
         lock.release();
       }
     };
-    const a = await fileOf("net", "../../etc/passwd", "ib1");
+    const a = await fileOf("../../etc/passwd", "ib1");
     assertMatch(a, /^[0-9a-f]{32}\.lock$/);
-    // The name is the documented hash of the attachment's mark.
-    assertEquals(a, await lockFileName("net", "../../etc/passwd", "ib1"));
-    assertEquals(await fileOf("net", "../../etc/passwd", "ib1"), a);
-    const others = [["net2", "../../etc/passwd", "ib1"], ["net", "x", "ib1"], [
-      "net",
-      "../../etc/passwd",
-      "ib2",
-    ]];
-    for (const [n, c, i] of others) assert(a !== await fileOf(n!, c!, i!));
+    // The name is the documented hash of the attachment's container id and ifname.
+    assertEquals(a, await lockFileName("../../etc/passwd", "ib1"));
+    assertEquals(await fileOf("../../etc/passwd", "ib1"), a);
+    for (const [c, i] of [["x", "ib1"], ["../../etc/passwd", "ib2"]]) assert(a !== await fileOf(c!, i!));
     // The separator keeps ("a", "bc") and ("ab", "c") apart.
-    assert(await fileOf("n", "a", "bc") !== await fileOf("n", "ab", "c"));
+    assert(await fileOf("a", "bc") !== await fileOf("ab", "c"));
+  });
+});
+
+Deno.test("one lock per (container id, ifname) whatever the network: a mark of any network names it", async () => {
+  await withLockDir(async (dir) => {
+    // A DEL sent after the network was renamed must wait for an ADD of the same attachment under the old name.
+    const held = await AttachmentLock.acquire("ctr", "ib1", 1_000, { dir });
+    try {
+      for (const network of ["net", "renamed"]) {
+        assertEquals(
+          await AttachmentLock.tryAcquireMark(await attachmentMark(network, "ctr", "ib1"), { dir }),
+          null,
+        );
+      }
+    } finally {
+      held.release();
+    }
+    // Long or unusual values are hashed in the mark: the lock is still found from the mark alone.
+    const long = "c".repeat(200);
+    const longHeld = await AttachmentLock.acquire(long, "é1", 1_000, { dir });
+    try {
+      assertEquals(await AttachmentLock.tryAcquireMark(await attachmentMark("n", long, "é1"), { dir }), null);
+    } finally {
+      longHeld.release();
+    }
   });
 });
 
 Deno.test("a held lock makes another acquire of the attachment fail with code 11 after the wait", async () => {
   await withLockDir(async (dir) => {
-    const held = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, { dir });
+    const held = await AttachmentLock.acquire("ctr", "ib1", 1_000, { dir });
     try {
       const e = await assertRejects(
-        () => AttachmentLock.acquire("net", "ctr", "ib1", 200, { dir }),
+        () => AttachmentLock.acquire("ctr", "ib1", 200, { dir }),
         CniError,
       );
       assertEquals(e.code, TRY_AGAIN_LATER);
       assertMatch(e.message, /^another operation on this attachment is still running after 0 s$/);
       // Another attachment is not held up.
-      (await AttachmentLock.acquire("net", "ctr", "ib2", 200, { dir })).release();
+      (await AttachmentLock.acquire("ctr", "ib2", 200, { dir })).release();
     } finally {
       held.release(false);
     }
-    (await AttachmentLock.acquire("net", "ctr", "ib1", 200, { dir })).release();
+    (await AttachmentLock.acquire("ctr", "ib1", 200, { dir })).release();
   });
 });
 
 Deno.test("release() removes the file, release(false) keeps it; the next acquire makes a new one", async () => {
   await withLockDir(async (dir) => {
-    const lock = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, { dir });
+    const lock = await AttachmentLock.acquire("ctr", "ib1", 1_000, { dir });
     assert(exists(lock.path));
     lock.release();
     assert(!exists(lock.path));
-    const again = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, { dir });
+    const again = await AttachmentLock.acquire("ctr", "ib1", 1_000, { dir });
     assert(exists(again.path));
     again.release(false);
     assert(exists(again.path));
@@ -85,7 +105,7 @@ Deno.test("release() removes the file, release(false) keeps it; the next acquire
 
 Deno.test("a child that inherited the lock holds it after the parent released it, until it ends", async () => {
   await withLockDir(async (dir) => {
-    const lock = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, { dir });
+    const lock = await AttachmentLock.acquire("ctr", "ib1", 1_000, { dir });
     const marker = `${dir}/done`;
     // The child leaves a process behind that keeps the inherited descriptor for a while.
     const r = runChild({
@@ -98,9 +118,9 @@ Deno.test("a child that inherited the lock holds it after the parent released it
     });
     assertEquals(r.code, 0);
     lock.release(false); // as a killed plugin does: it never gets to remove the file
-    const e = await assertRejects(() => AttachmentLock.acquire("net", "ctr", "ib1", 100, { dir }), CniError);
+    const e = await assertRejects(() => AttachmentLock.acquire("ctr", "ib1", 100, { dir }), CniError);
     assertEquals(e.code, TRY_AGAIN_LATER);
-    const later = await AttachmentLock.acquire("net", "ctr", "ib1", 10_000, { dir });
+    const later = await AttachmentLock.acquire("ctr", "ib1", 10_000, { dir });
     assert(exists(marker), "acquired only once the process holding the inherited descriptor ended");
     later.release();
   });
@@ -111,7 +131,7 @@ Deno.test("a waiter on a file that its holder removes starts over on the current
     // A process holds the lock and removes the file on release, as DEL does, while this one waits.
     const script = `
       import { AttachmentLock } from "${new URL("../../ffi/lock.ts", import.meta.url).href}";
-      const lock = await AttachmentLock.acquire("net", "ctr", "ib1", 1000, { dir: ${JSON.stringify(dir)} });
+      const lock = await AttachmentLock.acquire("ctr", "ib1", 1000, { dir: ${JSON.stringify(dir)} });
       console.log("held");
       await new Promise((r) => setTimeout(r, 500));
       lock.release();
@@ -124,15 +144,15 @@ Deno.test("a waiter on a file that its holder removes starts over on the current
     const reader = holder.stdout.getReader();
     const first = new TextDecoder().decode((await reader.read()).value);
     assertEquals(first.trim(), "held");
-    const path = `${dir}/${await lockFileName("net", "ctr", "ib1")}`;
-    const waiter = await AttachmentLock.acquire("net", "ctr", "ib1", 10_000, { dir });
+    const path = `${dir}/${await lockFileName("ctr", "ib1")}`;
+    const waiter = await AttachmentLock.acquire("ctr", "ib1", 10_000, { dir });
     reader.releaseLock();
     assertEquals((await holder.output()).code, 0);
     try {
       // The waiter holds the file that is at the path now, not the removed one it may have opened first.
       assert(exists(path));
       const e = await assertRejects(
-        () => AttachmentLock.acquire("net", "ctr", "ib1", 100, { dir }),
+        () => AttachmentLock.acquire("ctr", "ib1", 100, { dir }),
         CniError,
       );
       assertEquals(e.code, TRY_AGAIN_LATER, "a third party sees the waiter's lock");
@@ -144,7 +164,7 @@ Deno.test("a waiter on a file that its holder removes starts over on the current
 
 Deno.test("with killHolders, whatever still holds the lock after the wait is killed and the lock taken", async () => {
   await withLockDir(async (dir) => {
-    const lock = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, { dir });
+    const lock = await AttachmentLock.acquire("ctr", "ib1", 1_000, { dir });
     const pidFile = `${dir}/holder`;
     // Leaves a process behind that would hold the inherited descriptor for ten minutes.
     runChild({
@@ -159,7 +179,7 @@ Deno.test("with killHolders, whatever still holds the lock after the wait is kil
     const holder = Number(await Deno.readTextFile(pidFile));
     assertEquals(processesHolding(lock.path), [holder]);
     let heard: number[] = [];
-    const taken = await AttachmentLock.acquire("net", "ctr", "ib1", 200, {
+    const taken = await AttachmentLock.acquire("ctr", "ib1", 200, {
       dir,
       killHolders: true,
       onKilled: (pids) => heard = pids,
@@ -177,9 +197,9 @@ Deno.test("tryAcquireMark: the lock of a child's mark, taken without waiting; nu
   const dir = await Deno.makeTempDir({ prefix: "ipoib-lock-" });
   try {
     const mark = await attachmentMark("net", "ctr", "ib1");
-    const held = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, { dir });
+    const held = await AttachmentLock.acquire("ctr", "ib1", 1_000, { dir });
     // The mark leads to the same file as the attachment it names.
-    assertEquals(held.path, `${dir}/${await lockFileName("net", "ctr", "ib1")}`);
+    assertEquals(held.path, `${dir}/${await lockFileName("ctr", "ib1")}`);
     assertEquals(await AttachmentLock.tryAcquireMark(mark, { dir }), null);
     const other = await AttachmentLock.tryAcquireMark(await attachmentMark("net", "ctr", "ib2"), { dir });
     assert(other !== null);

@@ -245,8 +245,8 @@ Deno.test("refund: GC deletes returned children whose attachment is not valid, k
       await Deno.writeTextFile(`${scratch}/resume`, "");
       const added = await adding.done;
       assertEquals(added.code, 0, added.stdout + added.stderr);
-      // host-local predates GC (CNI 1.1.0): A's lease stays until A's DEL, which the runtime still sends.
-      assertEquals(w.leases.leases().length, 3);
+      // host-local predates GC (CNI 1.1.0): GC ran its DEL for A, whose child it deleted; B and C keep theirs.
+      assertEquals(w.leases.leases().length, 2);
       await del(w);
       await del(w, b);
       await del(w, c);
@@ -314,7 +314,7 @@ Deno.test("DEL leaves a host link that has the temporary name but is not a child
   });
 });
 
-Deno.test("DEL deletes our child: marked, and unmarked (made before the mark) by kind and parent", async () => {
+Deno.test("DEL deletes our marked child; in the pod an unmarked one (a version before the mark) stays", async () => {
   await withWorld(async (w) => {
     await add(w);
     await del(w);
@@ -322,8 +322,121 @@ Deno.test("DEL deletes our child: marked, and unmarked (made before the mark) by
     await add(w);
     await sh("ip", "-n", w.pod.name, "link", "set", w.ifname, "alias", "");
     assertEquals(aliasOf((await links(w.pod.name)).find((l) => l.ifname === w.ifname)), undefined);
+    // Of the driver's kind on our master, yet it may be another plugin's: only the mark makes it ours.
     await del(w);
+    assertEquals((await w.pod.links()).map((l) => l.ifname), [w.ifname]);
+    assertEquals(w.leases.leases(), []);
+  });
+});
+
+/** Runs Debian's Go macvlan (`ipam: {}`) on `w`'s master; returns its run. */
+async function goMacvlan(w: World, command: string, extra: Record<string, string> = {}): Promise<PluginRun> {
+  const c = {
+    cniVersion: "1.0.0",
+    name: `${w.network}-go`,
+    type: "macvlan",
+    master: w.master.name,
+    ipam: {},
+  };
+  return await runPlugin([`${GO_CNI}/macvlan`], cniEnv(w, command, extra), JSON.stringify(c));
+}
+
+for (const sameId of [true, false]) {
+  const who = sameId ? "the same container id" : "another container id";
+  Deno.test(`Go macvlan's interface in the pod (same kind, same master) survives our refused ADD and DEL, ${who}`, async () => {
+    await withWorld(async (w) => {
+      const go = await goMacvlan(w, "ADD", sameId ? {} : { CNI_CONTAINERID: `go-${w.containerId}` });
+      assertEquals(go.code, 0, go.stdout + go.stderr);
+      const before = (await links(w.pod.name)).find((l) => l.ifname === w.ifname);
+      assertEquals(before?.linkinfo?.info_kind, "macvlan");
+      assertEquals(aliasOf(before), undefined);
+      try {
+        const r = await run(w, "ADD");
+        assertEquals(r.code, 1, r.stdout);
+        assertEquals((r.json as Json).code, 4);
+        await del(w);
+        await del(w, { CNI_NETNS: "" });
+        const after = (await links(w.pod.name)).find((l) => l.ifname === w.ifname);
+        assertEquals(after?.ifindex, before!.ifindex, "Go macvlan's interface was deleted");
+      } finally {
+        const d = await goMacvlan(w, "DEL", sameId ? {} : { CNI_CONTAINERID: `go-${w.containerId}` });
+        assertEquals(d.code, 0, d.stdout + d.stderr);
+      }
+      assertEquals(await w.pod.links(), []);
+    });
+  });
+}
+
+// Item 4 of the attack on issue 11: the network renamed between ADD and DEL.
+
+Deno.test("DEL after the network's name changed deletes the child ADD made under the old name", async () => {
+  await withWorld(async (w) => {
+    await add(w);
+    const renamed = conf(w, { name: `${w.network}-b` });
+    const r = await run(w, "DEL", {}, renamed);
+    assertEquals(r.code, 0, r.stdout + r.stderr);
+    assertEquals(await w.pod.links(), [], "the child of the old network's name was left");
+    // host-local keys its leases by the network's name: the old name's DEL releases it, as with Go macvlan.
+    assertEquals(w.leases.leases().length, 1);
+    await del(w);
+  });
+});
+
+Deno.test("DEL after the network's name changed deletes the child returned to the host under the old name", async () => {
+  await withWorld(async (w) => {
+    await add(w);
+    const name = await refund(w.pod, w.ifname, w.host);
+    assertEquals((await hostChildren(w)).map((l) => l.ifname), [name]);
+    const r = await run(w, "DEL", { CNI_NETNS: "" }, conf(w, { name: `${w.network}-b` }));
+    assertEquals(r.code, 0, r.stdout + r.stderr);
+    assertEquals(await hostChildren(w), []);
+    await del(w, { CNI_NETNS: "" });
+  });
+});
+
+// Item 3 of the attack: configs ADD refuses that DEL must go through.
+
+Deno.test("DEL without master, or with an ipam.type that is a path, deletes the child and reports what it skipped", async () => {
+  await withWorld(async (w) => {
+    await add(w);
+    const noMaster = JSON.parse(conf(w));
+    delete noMaster.master;
+    const r = await run(w, "DEL", {}, JSON.stringify(noMaster));
+    assertEquals(r.code, 0, r.stdout + r.stderr);
     assertEquals(await w.pod.links(), []);
+    assertEquals(w.leases.leases(), []);
+
+    await add(w);
+    const pathType = conf(w);
+    const c = JSON.parse(pathType);
+    c.ipam.type = "../host-local";
+    const d = await run(w, "DEL", {}, JSON.stringify(c));
+    assertEquals(d.code, 0, d.stdout + d.stderr);
+    assertMatch(
+      d.stderr,
+      /field "ipam\.type" "\.\.\/host-local" must be a bare plugin name, not a path; no lease/,
+    );
+    assertEquals(await w.pod.links(), []);
+    assertEquals(w.leases.leases().length, 1, "a type ADD refuses is not executed");
+    await del(w);
+  });
+});
+
+// Item 6 of the attack: GC and an IPAM plugin without GC.
+
+Deno.test("GC releases, through host-local's DEL, the lease of each returned child it deletes", async () => {
+  await withWorld(async (w) => {
+    await add(w);
+    assertEquals(w.leases.leases().length, 1);
+    await refund(w.pod, w.ifname, w.host);
+    const gc = await runPlugin(
+      STANDIN,
+      { CNI_COMMAND: "GC", CNI_PATH: GO_CNI },
+      conf(w, { "cni.dev/valid-attachments": [] }),
+    );
+    assertEquals(gc.code, 0, gc.stdout + gc.stderr);
+    assertEquals(await hostChildren(w), []);
+    assertEquals(w.leases.leases(), [], "host-local (no GC before CNI 1.1.0) kept the lease");
   });
 });
 
@@ -402,5 +515,52 @@ Deno.test("DEL on /proc/<pid>/ns/net of a process that has exited succeeds and l
     }
     await del(w, { CNI_NETNS: path });
     assertEquals(w.leases.leases(), []);
+  });
+});
+
+// Item 7 of the attack: CNI_NETNS paths that name no namespace in other ways than a missing file.
+
+Deno.test("CNI_NETNS under a file, with a trailing slash, a symlink loop or too long: ADD code 8, DEL succeeds and still deletes the returned child", async () => {
+  await withWorld(async (w) => {
+    const dir = await Deno.makeTempDir({ prefix: "ipoib-netns-" });
+    try {
+      await Deno.writeTextFile(`${dir}/file`, "");
+      await sh("ln", "-s", `${dir}/loop-b`, `${dir}/loop-a`);
+      await sh("ln", "-s", `${dir}/loop-a`, `${dir}/loop-b`);
+      const paths = [
+        `${dir}/file/net`, // ENOTDIR
+        `${w.host.path}/`, // ENOTDIR: a namespace file is no directory
+        `${dir}/loop-a`, // ELOOP
+        `${dir}/${"n".repeat(300)}`, // ENAMETOOLONG
+      ];
+      for (const path of paths) {
+        const r = await run(w, "ADD", { CNI_NETNS: path });
+        assertEquals(r.code, 1, `${path}: ${r.stdout}`);
+        assertEquals((r.json as Json).code, 8, path);
+      }
+      await add(w);
+      const name = await refund(w.pod, w.ifname, w.host);
+      assertEquals((await hostChildren(w)).map((l) => l.ifname), [name]);
+      for (const path of paths) await del(w, { CNI_NETNS: path });
+      assertEquals(await hostChildren(w), []);
+      assertEquals(w.leases.leases(), []);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
+
+// Item 5 of the attack: names with whitespace Go or the kernel sees and JavaScript's \\s does not.
+
+Deno.test("CNI_IFNAME with U+0085 or a 0xa0 byte (à): ADD code 4 before anything, DEL succeeds", async () => {
+  await withWorld(async (w) => {
+    for (const ifname of ["n\u0085", "à", "x\u00a0"]) {
+      const r = await run(w, "ADD", { CNI_IFNAME: ifname });
+      assertEquals(r.code, 1, r.stdout);
+      assertEquals((r.json as Json).code, 4, JSON.stringify(ifname));
+      assertEquals(await hostChildren(w), []);
+      assertEquals(w.leases.leases(), []);
+      await del(w, { CNI_IFNAME: ifname });
+    }
   });
 });

@@ -130,8 +130,8 @@ Deno.test("runChild: a child that reopens /dev/stderr is heard, and one leaving 
 
 Deno.test("runChild passes inheritFds under their own numbers and no other descriptor", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ipoib-spawn-" });
-  const lock = await AttachmentLock.acquire("spawnnet", "ctr", "ib1", 1_000, { dir });
-  const other = await AttachmentLock.acquire("spawnnet", "ctr", "ib2", 1_000, { dir });
+  const lock = await AttachmentLock.acquire("ctr", "ib1", 1_000, { dir });
+  const other = await AttachmentLock.acquire("ctr", "ib2", 1_000, { dir });
   try {
     const r = runChild({
       path: SH,

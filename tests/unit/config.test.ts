@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "@std/assert";
+import { assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { parseDelConf, parseNetConf, parseValidAttachments } from "../../lib/config.ts";
 import { decodeJson } from "../../lib/stdin.ts";
 import { requestedVersion } from "../../lib/version.ts";
@@ -12,8 +12,8 @@ const base = {
   ipam: { type: "host-local", subnet: "10.56.0.0/16" },
 };
 
-function failure(value: unknown): CniError {
-  return assertThrows(() => parseNetConf(value), CniError) as CniError;
+function failure(value: unknown, selfName?: string): CniError {
+  return assertThrows(() => parseNetConf(value, selfName), CniError) as CniError;
 }
 
 Deno.test("parseNetConf accepts a minimal config and fills defaults", () => {
@@ -118,12 +118,32 @@ Deno.test("parseDelConf goes on without every field value ADD refuses, and lists
   assertEquals(parseDelConf({ ...base, master: "ib0" }).conf.master, "ib0");
 });
 
-Deno.test("parseDelConf executes no IPAM type ADD refuses (dhcp, this plugin itself): no lease can exist", () => {
-  for (const [type, self] of [["dhcp", undefined], ["ipoib", undefined], ["ib-cni", "ib-cni"]] as const) {
+Deno.test("parseDelConf executes no IPAM type ADD refuses (dhcp, this plugin itself, a path): no lease can exist", () => {
+  const cases = [
+    ["dhcp", undefined],
+    ["ipoib", undefined],
+    ["ib-cni", "ib-cni"],
+    ["../host-local", undefined],
+    ["/bin/sh", undefined],
+    ["a b", undefined],
+  ] as const;
+  for (const [type, self] of cases) {
+    assertEquals(failure({ ...base, ipam: { type } }, self).code, type === "dhcp" ? 2 : 7, type);
     const { conf, ignored } = parseDelConf({ ...base, ipam: { type } }, self);
     assertEquals(conf.ipamType, null, type);
     assertEquals(ignored.length, 1);
+    assertMatch(ignored[0]!, /field "ipam\.type" .*; no lease of it can exist, nothing executed$/);
   }
+});
+
+Deno.test("parseDelConf goes on without master: a marked child is found without it", () => {
+  const conf: Record<string, unknown> = { ...base };
+  delete conf.master;
+  assertEquals(failure(conf).message, 'invalid network configuration: field "master" is missing');
+  const del = parseDelConf(conf);
+  assertEquals(del.conf.master, "");
+  assertEquals(del.conf.ipamType, "host-local");
+  assertEquals(del.ignored, ['field "master" is missing']);
 });
 
 Deno.test("parseDelConf still needs a name, a type, a usable ipam and a supported cniVersion", () => {
@@ -133,7 +153,6 @@ Deno.test("parseDelConf still needs a name, a type, a usable ipam and a supporte
     delete conf[field];
     assertEquals(del(conf).message, `invalid network configuration: field "${field}" is missing`);
   }
-  assertEquals(del({ ...base, ipam: { type: "/bin/sh" } }).code, 7);
   assertEquals(del({ ...base, ipam: { subnet: "10.0.0.0/8" } }).code, 7);
   assertEquals(del({ ...base, cniVersion: "9.9.9" }).code, 1);
   for (const v of [null, [], "x", 3]) assertEquals(del(v).code, 7);

@@ -1,5 +1,11 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { interfaceNameProblem, parseEnvironment, requireCniPath } from "../../lib/env.ts";
+import {
+  interfaceNameProblem,
+  kernelNameProblem,
+  parseEnvironment,
+  requireCniPath,
+  unusableIfnameProblem,
+} from "../../lib/env.ts";
 import { CniError } from "../../lib/errors.ts";
 
 const full = {
@@ -78,7 +84,21 @@ Deno.test("parseEnvironment validates CNI_CONTAINERID", () => {
   }
 });
 
-const BAD_IFNAMES = [".", "..", "a/b", "a:b", "a b", "tab\tx", "x".repeat(16), "nul\0x", "net%d", "a%", "%%"];
+const BAD_IFNAMES = [
+  ".",
+  "..",
+  "a/b",
+  "a:b",
+  "a b",
+  "tab\tx",
+  "x".repeat(16),
+  "nul\0x",
+  "net%d",
+  "a%",
+  "%%",
+  "n\u0085",
+  "à",
+];
 
 Deno.test("parseEnvironment validates CNI_IFNAME like the kernel on ADD and CHECK, templates included", () => {
   for (const verb of ["ADD", "CHECK"]) {
@@ -115,6 +135,41 @@ Deno.test("interfaceNameProblem counts bytes, not characters", () => {
   assertEquals(interfaceNameProblem("ééééééé"), null); // 14 bytes
   assertEquals(interfaceNameProblem("éééééééé"), "is longer than 15 bytes"); // 16 bytes
   assertEquals(interfaceNameProblem(""), "is empty");
+});
+
+Deno.test("CNI_IFNAME: every byte the kernel's isspace() accepts, every rune Go's unicode.IsSpace accepts", () => {
+  // lib/ctype.c marks 9-13, 32 and 160 (0xa0) with _S; 0xa0 is the second byte of "à" (c3 a0).
+  for (const name of ["a\tb", "a\nb", "a\vb", "a\fb", "a\rb", "a b", "à", "eth\u00e0", "\u0820x"]) {
+    assertEquals(kernelNameProblem(name)?.startsWith("contains '/', ':', a NUL or whitespace"), true, name);
+    assertEquals(unusableIfnameProblem(name), kernelNameProblem(name));
+  }
+  // Go's unicode.IsSpace: U+0085 (which JavaScript's \s lacks), U+00A0, and Unicode's White_Space.
+  for (
+    const rune of [
+      "\u0085",
+      "\u00a0",
+      "\u1680",
+      "\u2000",
+      "\u200a",
+      "\u2028",
+      "\u2029",
+      "\u202f",
+      "\u205f",
+      "\u3000",
+    ]
+  ) {
+    assertEquals(unusableIfnameProblem(`n${rune}`) !== null, true, JSON.stringify(rune));
+    const { code } = codeOf(() => parseEnvironment({ ...full, CNI_IFNAME: `n${rune}` }));
+    assertEquals(code, 4, JSON.stringify(rune));
+  }
+  // The kernel itself takes U+0085 (c2 85) and U+2000 (e2 80 80): a master may be named so.
+  assertEquals(kernelNameProblem("n\u0085"), null);
+  assertEquals(interfaceNameProblem("n\u2000"), null);
+  // Neither refuses U+FEFF (JavaScript's \s has it), nor other UTF-8 without a 0xa0 byte: Go macvlan accepts them.
+  for (const name of ["n\ufeff", "é", "ü1", "net-1", "x\u0084"]) {
+    assertEquals(unusableIfnameProblem(name), null, JSON.stringify(name));
+    assertEquals(parseEnvironment({ ...full, CNI_IFNAME: name }).ifname, name);
+  }
 });
 
 Deno.test("parseEnvironment never judges CNI_ARGS: its keys are for the IPAM plugin", () => {
