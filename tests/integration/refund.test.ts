@@ -326,6 +326,7 @@ Deno.test("DEL deletes our marked child; in the pod an unmarked one (a version b
     await del(w);
     assertEquals((await w.pod.links()).map((l) => l.ifname), [w.ifname]);
     assertEquals(w.leases.leases(), []);
+    await sh("ip", "-n", w.pod.name, "link", "del", w.ifname); // the stand-in for another's, left on purpose
   });
 });
 
