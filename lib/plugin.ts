@@ -77,6 +77,9 @@ export async function runVerb(inv: Invocation): Promise<unknown> {
   log.info(`start: network "${conf.name}", cniVersion ${conf.cniVersion}, master ${conf.master}`);
   log.debug(`config: ${new TextDecoder().decode(inv.stdin).trim()}`);
   for (const what of ignored) log.report(`DEL goes on without: ${what}`);
+  if (conf.ipamType === null) {
+    log.info("no IPAM plugin runs: ipam.type is not set; layer 2 only, no addresses");
+  }
   const unusable = env.command === "DEL" ? kernelNameProblem(env.ifname) : null;
   if (unusable !== null) {
     // ADD and every IPAM plugin built on Go's skel refuse such a name: no link, no lease can carry it.
@@ -150,8 +153,8 @@ function lookupMaster(host: Netlink, ctx: Context) {
 }
 
 /**
- * A master that is down cannot carry the child's traffic: ADD refuses it with the code STATUS reports
- * for it (50, plugin not available), rather than attaching a pod that cannot talk.
+ * STATUS reports a master that is administratively down as code 50 (plugin not available): pods attached
+ * now get an interface without carrier. ADD does not refuse it (Go's macvlan attaches such pods too).
  */
 function requireMasterUp(master: { name: string; up: boolean }): void {
   if (!master.up) {
@@ -314,11 +317,12 @@ async function cmdAdd(ctx: Context): Promise<unknown> {
   using pod = log.step("open netns", () => openPodNetns(env.netns));
   using host = Netlink.open();
   using podNl = pod.run(() => Netlink.open());
-  const { master, spec } = log.step("inspect master", () => {
-    const found = lookupMaster(host, ctx);
-    requireMasterUp(found.master);
-    return found;
-  });
+  const { master, spec } = log.step("inspect master", () => lookupMaster(host, ctx));
+  if (!master.up) {
+    // As Go's macvlan does: the pod gets its interface and addresses now, without carrier until the master
+    // comes up (STATUS reports the master as code 50 meanwhile).
+    log.info(`master "${master.name}" is down: the child has no carrier until it is brought up`);
+  }
   const mtu = childMtu(conf, master);
   await using undo = new AsyncDisposableStack();
 
@@ -361,7 +365,8 @@ async function cmdAdd(ctx: Context): Promise<unknown> {
       throw new CniError(ErrorCode.IpamFailure, `IPAM plugin "${ipam.type}" returned no IP addresses`);
     }
     const plan = planIpConfig(result);
-    // Without carrier DAD cannot run: the addresses settle when the port comes up (PR 1207 of the plugins).
+    // Without carrier (a master down, or up without link) DAD cannot run: the addresses settle when the
+    // port comes up (PR 1207 of the plugins).
     const settle = isOperUp(master);
     log.step(
       "apply addresses and routes",
