@@ -312,6 +312,62 @@ Deno.test("CHECK refuses a prevResult that puts our interface in another sandbox
   });
 });
 
+Deno.test("CHECK picks, among interfaces of our name, the one in our sandbox; Go macvlan does the same", async () => {
+  await withFixture(async (f) => {
+    await using other = await TestNetns.create("tchy");
+    const c = conf(f, "1.0.0", hostLocal(f, "10.96.8.0/24"));
+    const result = await add(f, c);
+    // Another network's interface of the same name in another pod, listed before ours (its IP points at it).
+    const withOtherFirst = (r: Json, ifname: string, otherIps: Json[]) => ({
+      ...r,
+      interfaces: [{ name: ifname, sandbox: other.path }, ...(r.interfaces as Json[])],
+      ips: [
+        ...otherIps,
+        ...(r.ips as Json[]).map((ip) => ({ ...ip, interface: (ip.interface as number) + 1 })),
+      ],
+    });
+    await assertCheckPasses(f, c, withOtherFirst(result, "ib1", []));
+    await assertCheckPasses(f, c, withOtherFirst(result, "ib1", [{ address: "10.96.9.9/24", interface: 0 }]));
+    // Only the other one: fails, naming its sandbox.
+    const onlyOther = await check(f, c, { ...result, interfaces: [{ name: "ib1", sandbox: other.path }] });
+    assertEquals(onlyOther.json?.code, 102, JSON.stringify(onlyOther.json));
+    assertMatch(onlyOther.json?.msg as string, /in sandbox .*tchy.*, not in/);
+
+    // Go macvlan 1.1.1 on the same shape of prevResult: CHECK passes (it matches the sandbox by path text).
+    // With an address of the other interface it fails ("Failed to match addr"): it looks for every
+    // address of the result on its own interface.
+    const goEnv = (verb: string) => env(f, verb, { CNI_IFNAME: "go1", CNI_CONTAINERID: `go-${f.pod.name}` });
+    const goConf = { ...c, type: "macvlan" };
+    const goAdd = await runPlugin([`${GO_CNI}/macvlan`], goEnv("ADD"), JSON.stringify(goConf));
+    assertEquals(goAdd.code, 0, goAdd.stdout);
+    const goCheck = await runPlugin(
+      [`${GO_CNI}/macvlan`],
+      goEnv("CHECK"),
+      JSON.stringify({ ...goConf, prevResult: withOtherFirst(goAdd.json as Json, "go1", []) }),
+    );
+    assertEquals(goCheck.code, 0, `Go macvlan CHECK: ${goCheck.stdout}`);
+    assertEquals((await runPlugin([`${GO_CNI}/macvlan`], goEnv("DEL"), JSON.stringify(goConf))).code, 0);
+    await del(f, c);
+  });
+});
+
+Deno.test("CHECK resolves a prevResult sandbox of /proc/self/ns/net in the plugin's namespace: not the pod", async () => {
+  await withFixture(async (f) => {
+    const c = conf(f, "1.0.0", hostLocal(f, "10.96.10.0/24"));
+    const result = await add(f, c);
+    for (const path of ["/proc/self/ns/net", "/proc/thread-self/ns/net"]) {
+      const r = await check(f, c, {
+        ...result,
+        interfaces: (result.interfaces as Json[]).map((i) => ({ ...i, sandbox: path })),
+      });
+      assertEquals(r.json?.code, 102, `${path}: ${JSON.stringify(r.json)} ${r.stderr}`);
+      assertMatch(r.json?.msg as string, /in sandbox \/proc\/.*, not in/);
+    }
+    await assertCheckPasses(f, c, result);
+    await del(f, c);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------------------
 // Item 8: IPAM results of every version under every config version
 
