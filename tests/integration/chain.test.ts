@@ -437,6 +437,84 @@ for (const confVersion of ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0",
   });
 }
 
+Deno.test("a 1.1.0 route of link scope without gw gets no gateway (ADD and CHECK pass); routes are proto boot as Go's", async () => {
+  const ours = {
+    cniVersion: "1.1.0",
+    ips: [
+      { address: "10.93.1.7/24", gateway: "10.93.1.1" },
+      { address: "fd00:93:1::7/64", gateway: "fd00:93:1::1" },
+    ],
+    routes: [
+      { dst: "10.92.1.0/24", scope: 253 },
+      { dst: "fd00:92:1::/64", scope: 253 },
+      { dst: "10.92.2.0/24" },
+    ],
+    dns: {},
+  };
+  // For Go macvlan 1.1.1 (CNI up to 1.0.0, no route scope): IPv4 only, so that its child and ours, bridged on
+  // one master, do not see each other's IPv6 duplicate address detection.
+  const goResult = {
+    cniVersion: "1.0.0",
+    ips: [{ address: "10.93.1.8/24", gateway: "10.93.1.1" }],
+    routes: [{ dst: "10.92.1.0/24", scope: 253 }, { dst: "10.92.2.0/24" }],
+    dns: {},
+  };
+  const dir = await Deno.makeTempDir({ prefix: "ipoib-chain-scope-" });
+  try {
+    await Deno.writeTextFile(`${dir}/ours.json`, JSON.stringify(ours));
+    await Deno.writeTextFile(`${dir}/go.json`, JSON.stringify(goResult));
+    await Deno.writeTextFile(
+      `${dir}/scope-ipam`,
+      `#!/bin/sh\ncat >/dev/null\n[ "$CNI_COMMAND" = ADD ] || exit 0\n` +
+        `if [ "$CNI_IFNAME" = go1 ]; then cat '${dir}/go.json'; else cat '${dir}/ours.json'; fi\n`,
+      { mode: 0o755 },
+    );
+    await withFixture(async (f) => {
+      const e = { CNI_PATH: dir };
+      const c = conf(f, "1.1.0", { type: "scope-ipam" });
+      const result = await add(f, c, e);
+      assertEquals(result.routes, ours.routes);
+      const r4 = await routes(f.pod.name, 4);
+      const link4 = r4.find((r) => r.dst === "10.92.1.0/24");
+      assertEquals(
+        [link4?.dev, link4?.scope, link4?.gateway],
+        ["ib1", "link", undefined],
+        JSON.stringify(r4),
+      );
+      const via = r4.find((r) => r.dst === "10.92.2.0/24");
+      assertEquals([via?.dev, via?.gateway], ["ib1", "10.93.1.1"]);
+      const link6 = (await routes(f.pod.name, 6)).find((r) => r.dst === "fd00:92:1::/64");
+      assertEquals([link6?.dev, link6?.gateway], ["ib1", undefined]);
+      const check = await runPlugin(
+        standin,
+        env(f, "CHECK", e),
+        JSON.stringify({ ...c, prevResult: result }),
+      );
+      assertEquals(check.code, 0, `CHECK failed: ${check.stdout} ${check.stderr}`);
+
+      // Debian's Go macvlan with a 1.0.0 config: it knows no scope and adds both routes via the gateway.
+      const goEnv = (verb: string) =>
+        env(f, verb, { ...e, CNI_IFNAME: "go1", CNI_CONTAINERID: `go-${f.pod.name}` });
+      const goConf = { ...conf(f, "1.0.0", { type: "scope-ipam" }), type: "macvlan" };
+      const go = await runPlugin([`${GO_CNI}/macvlan`], goEnv("ADD"), JSON.stringify(goConf));
+      assertEquals(go.code, 0, go.stdout);
+      // `ip route` shows ours as it shows Go's: both RTPROT_BOOT ("proto boot", hidden without -d).
+      const detailed: Json[] = JSON.parse(
+        await sh("ip", "-n", f.pod.name, "-4", "-d", "-j", "route", "show", "10.92.2.0/24"),
+      );
+      assertEquals(
+        detailed.map((r) => [r.dev, r.protocol]).sort(),
+        [["go1", "boot"], ["ib1", "boot"]],
+        JSON.stringify(detailed),
+      );
+      assertEquals((await runPlugin([`${GO_CNI}/macvlan`], goEnv("DEL"), JSON.stringify(goConf))).code, 0);
+      await del(f, c, e);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 // ---------------------------------------------------------------------------------------------------------
 // Item 10: IPv6 on a master without carrier
 
