@@ -67,14 +67,24 @@ const dns: z.ZodType<ResultDns, z.ZodTypeDef, unknown> = z.object({
 /**
  * `value` with every object member whose value is null left out, at any depth (array elements are kept).
  * Go's encoding/json leaves a field untouched for null, so to the reference plugins `"mtu": null` is the
- * same as no `mtu`; the schema reads the config the same way, for every field at once.
+ * same as no `mtu`; the schema reads the config the same way, for every field at once. Iterative, not
+ * recursive: stdin may nest as deep as 1 MiB of brackets allows.
  */
 export function withoutNulls(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutNulls);
-  if (value === null || typeof value !== "object") return value;
-  const out: Record<string, unknown> = {};
-  for (const [key, member] of Object.entries(value)) {
-    if (member !== null) out[key] = withoutNulls(member);
+  const container = (v: unknown): Record<string, unknown> | null =>
+    v === null || typeof v !== "object" ? null : (Array.isArray(v) ? [] : {}) as Record<string, unknown>;
+  const out = container(value);
+  if (out === null) return value;
+  const work: [object, Record<string, unknown>][] = [[value as object, out]];
+  for (let next = work.pop(); next !== undefined; next = work.pop()) {
+    const [from, to] = next;
+    const isArray = Array.isArray(from);
+    for (const [key, member] of Object.entries(from)) {
+      if (member === null && !isArray) continue;
+      const copy = container(member);
+      to[key] = copy ?? member;
+      if (copy !== null) work.push([member as object, copy]);
+    }
   }
   return out;
 }

@@ -307,3 +307,18 @@ Deno.test("parseValidAttachments: GC's list, null without it, code 7 when it can
   // ADD never reads it: a list that GC would refuse does not fail ADD.
   assertEquals(parseNetConf({ ...base, "cni.dev/valid-attachments": "c1" }).name, "ib-net");
 });
+
+Deno.test("null stripping copes with stdin nested as deep as 1 MiB allows: code 7, not a stack overflow", () => {
+  const deep = JSON.parse(`${"[".repeat(500_000)}${"]".repeat(500_000)}`);
+  for (const field of ["mtu", "vendorField", "prevResult"]) {
+    const r = (() => {
+      try {
+        return parseNetConf({ ...base, [field]: deep });
+      } catch (e) {
+        return e;
+      }
+    })();
+    if (field === "vendorField") assertEquals((r as { name: string }).name, "ib-net");
+    else assertEquals((r as CniError).code, 7, field);
+  }
+});
