@@ -28,11 +28,15 @@ deno-install:
 	fi
 	@"$(DENO)" --version | head -n1 | grep -q '^deno $(DENO_VERSION) ' || { echo "setup: deno $(DENO_VERSION) missing"; exit 1; }
 
+# Installs what is missing of DEBIAN_PACKAGES, without recommended packages; apt-get update runs only when
+# the package lists cannot supply them. PACKAGES_FOR names the caller in its message.
+PACKAGES_FOR := setup
 debian-packages:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "setup: installing Debian packages:$$missing"; \
-	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  echo "$(PACKAGES_FOR): installing Debian packages:$$missing"; \
+	  apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; }; \
+	  apt_install 2>/dev/null || { apt-get update -qq >/dev/null && apt_install; }; \
 	fi
 
 # The main job: the plugin on an embedded default config (real IPoIB with MASTER=ib0 or when one exists).
@@ -70,7 +74,7 @@ test-concurrency:
 # 1,000 ADD/DEL cycles with leak and peak-RSS figures (about 3 minutes; SOAK_CYCLES=n), the last step of
 # `make test`. GNU time measures each run's peak RSS.
 test-soak: setup
-	@$(MAKE) --no-print-directory debian-packages DEBIAN_PACKAGES="time"
+	@$(MAKE) --no-print-directory debian-packages DEBIAN_PACKAGES="time" PACKAGES_FOR=test-soak
 	$(DENO) test $(ROBUSTNESS_FLAGS) tests/soak/soak.test.ts
 
 lint:
@@ -230,14 +234,8 @@ E2E_FLAGS := --allow-env --allow-read --allow-write="$${TMPDIR:-/tmp}" --allow-r
 
 .PHONY: e2e-packages test-e2e
 
-# Installs what is missing; apt-get update runs only when the package lists cannot supply it.
 e2e-packages:
-	@missing=""; for p in $(E2E_DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "test-e2e: installing Debian packages:$$missing"; \
-	  apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; }; \
-	  apt_install 2>/dev/null || { apt-get update -qq >/dev/null && apt_install; }; \
-	fi
+	@$(MAKE) --no-print-directory debian-packages DEBIAN_PACKAGES="$(E2E_DEBIAN_PACKAGES)" PACKAGES_FOR=test-e2e
 
 test-e2e: setup e2e-packages
 	$(DENO) test $(E2E_FLAGS) tests/e2e
@@ -256,7 +254,7 @@ BENCH_FLAGS := --allow-env --allow-read --allow-write --allow-run --allow-ffi --
 .PHONY: bench bench-packages
 
 bench-packages:
-	@$(MAKE) --no-print-directory debian-packages DEBIAN_PACKAGES="$(BENCH_DEBIAN_PACKAGES)"
+	@$(MAKE) --no-print-directory debian-packages DEBIAN_PACKAGES="$(BENCH_DEBIAN_PACKAGES)" PACKAGES_FOR=bench
 
 bench: setup bench-packages
 	$(DENO) run $(BENCH_FLAGS) bench/bench.ts

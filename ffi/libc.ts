@@ -8,7 +8,9 @@
  */
 
 import { CniError, ErrorCode } from "../lib/errors.ts";
-import { lazyLibrary } from "./load.ts";
+import { cString, lazyLibrary } from "./load.ts";
+
+export { cString };
 
 const LIBC = "libc.so.6";
 const LIBC_HINT = "the C library (glibc) is part of every supported distribution; is this a musl system?";
@@ -30,11 +32,6 @@ const LIBC_SYMBOLS = {
   /** ssize_t write(int fd, const void *buf, size_t count) */
   write: {
     parameters: ["i32", /* int fd */ "buffer", /* const void *buf */ "usize" /* size_t count */],
-    result: "isize",
-  },
-  /** ssize_t readlink(const char *path, char *buf, size_t size) */
-  readlink: {
-    parameters: ["buffer", /* const char *path */ "buffer", /* char *buf */ "usize" /* size_t size */],
     result: "isize",
   },
   /** int fstat(int fd, struct stat *statbuf): glibc 2.33 and later export it (older ones only __fxstat) */
@@ -64,16 +61,6 @@ const LIBC_SYMBOLS = {
   memfd_create: {
     parameters: ["buffer", /* const char *name */ "u32" /* unsigned int flags */],
     result: "i32",
-  },
-  /** ssize_t pread(int fd, void *buf, size_t count, off_t offset) */
-  pread: {
-    parameters: [
-      "i32", /* int fd */
-      "buffer", /* void *buf */
-      "usize", /* size_t count */
-      "i64", /* off_t offset */
-    ],
-    result: "isize",
   },
   /** ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset) */
   pwrite: {
@@ -174,13 +161,18 @@ const LIBC_SYMBOLS = {
   closedir: { parameters: ["pointer" /* DIR *dirp */], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-/** libc, bound symbol by symbol on first use. */
-const libc = lazyLibrary(LIBC, LIBC_SYMBOLS, LIBC_HINT);
+/**
+ * libc, bound symbol by symbol on first use: the one table for every module of ffi/ that calls libc
+ * directly (the typed helpers below, the child processes of ffi/spawn.ts, the locks of ffi/lock.ts).
+ */
+export const libc = lazyLibrary(LIBC, LIBC_SYMBOLS, LIBC_HINT);
 
-/** The process-spawning part of the libc table (ffi/spawn.ts). */
+/** The same table as {@link libc}, under the name ffi/spawn.ts imports. */
 export const spawnSyms = (): typeof libc => libc;
+/** The same table as {@link libc}, under the name ffi/spawn.ts imports. */
+export const processSyms = (): typeof libc => libc;
 
-/** errno values the callers branch on. */
+/** errno values (asm-generic/errno-base.h and errno.h, the same on x86_64 and arm64) the callers use. */
 export const Errno = {
   EPERM: 1,
   ENOENT: 2,
@@ -188,18 +180,30 @@ export const Errno = {
   EINTR: 4,
   EBADF: 9,
   ECHILD: 10,
+  /** Also EWOULDBLOCK: a non-blocking flock(2) on a held lock. */
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EACCES: 13,
+  EBUSY: 16,
   EEXIST: 17,
   ENODEV: 19,
   EINVAL: 22,
   ENOTTY: 25,
+  ERANGE: 34,
   ENOSYS: 38,
+  EMSGSIZE: 90,
   EOPNOTSUPP: 95,
+  EAFNOSUPPORT: 97,
+  EADDRNOTAVAIL: 99,
 } as const;
+
+/** SIGKILL (asm-generic/signal.h, the same on x86_64 and arm64). */
+export const SIGKILL = 9;
 
 /** open(2) flags. */
 export const O_RDONLY = 0;
 /** open(2) flags. */
-export const O_WRONLY = 1;
+const O_WRONLY = 1;
 /** open(2) flags (the same value on x86_64 and arm64): open returns at once even on a FIFO. */
 export const O_NONBLOCK = 0o4000;
 /** open(2) flags (the same value on x86_64 and arm64): a descriptor that only names the file, opens anything. */
@@ -211,7 +215,7 @@ export const O_RDWR = 2;
 /** open(2) flags (the same value on x86_64 and arm64). */
 export const O_CREAT = 0o100;
 /** open(2) flags (the same value on x86_64 and arm64). */
-export const O_APPEND = 0o2000;
+const O_APPEND = 0o2000;
 const ARM64 = Deno.build.arch === "aarch64";
 /**
  * open(2) flags: fail with ELOOP on a symlink in the last component. Differs by architecture:
@@ -254,13 +258,6 @@ export function strerror(code: number): string {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** A NUL-terminated copy of `s` for a `const char *` parameter. */
-export function cString(s: string): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(encoder.encode(s).length + 1);
-  encoder.encodeInto(s, bytes);
-  return bytes;
-}
-
 /** open(2); throws SystemError naming the path. */
 export function openFd(path: string, flags: number): number {
   const fd = libc.open(cString(path), flags | O_CLOEXEC, 0);
@@ -297,6 +294,20 @@ export function fileId(fd: number): FileId {
   return { dev: st[0]!, ino: st[1]! };
 }
 
+/**
+ * The identity of what `path` leads to by stat(2), following symlinks (so /proc/PID/fd/N gives the file
+ * open there); null when it cannot be reached. Through libc because Deno refuses /proc without --allow-all.
+ */
+export function fileIdAt(path: string): FileId | null {
+  const st = new BigUint64Array(32); // as in fileId
+  return libc.stat(cString(path), st) < 0 ? null : { dev: st[0]!, ino: st[1]! };
+}
+
+/** True when two identities name the same file. */
+export function sameFile(a: FileId, b: FileId): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
+}
+
 /** close(2); errors are ignored because nothing useful can follow a failed close of a read-only fd. */
 export function closeFd(fd: number): void {
   libc.close(fd);
@@ -304,8 +315,7 @@ export function closeFd(fd: number): void {
 
 /** Reads a whole (small, procfs/sysfs style) file as text; null when it does not exist. */
 export function readTextFile(path: string): string | null {
-  const c = libc;
-  const fd = c.open(cString(path), O_RDONLY | O_CLOEXEC, 0);
+  const fd = libc.open(cString(path), O_RDONLY | O_CLOEXEC, 0);
   if (fd < 0) {
     const e = errno();
     if (e === Errno.ENOENT) return null;
@@ -316,7 +326,7 @@ export function readTextFile(path: string): string | null {
     let total = 0;
     for (;;) {
       const buf = new Uint8Array(4096);
-      const n = Number(c.read(fd, buf, BigInt(buf.length)));
+      const n = Number(libc.read(fd, buf, BigInt(buf.length)));
       if (n < 0) throw new SystemError(`read ${path}`, errno());
       if (n === 0) break;
       chunks.push(buf.subarray(0, n));
@@ -330,7 +340,7 @@ export function readTextFile(path: string): string | null {
     }
     return decoder.decode(all);
   } finally {
-    c.close(fd);
+    libc.close(fd);
   }
 }
 
@@ -339,25 +349,16 @@ export function readTextFile(path: string): string | null {
  * each write on its own). Throws SystemError naming the path.
  */
 export function writeTextFile(path: string, text: string): void {
-  const c = libc;
-  const fd = c.open(cString(path), O_WRONLY | O_CLOEXEC, 0);
+  const fd = libc.open(cString(path), O_WRONLY | O_CLOEXEC, 0);
   if (fd < 0) throw new SystemError(`open ${path}`, errno());
   try {
     const data = encoder.encode(text);
-    const n = Number(c.write(fd, data, BigInt(data.length)));
+    const n = Number(libc.write(fd, data, BigInt(data.length)));
     if (n < 0) throw new SystemError(`write ${path}`, errno());
     if (n !== data.length) throw new SystemError(`write ${path}: short write`, Errno.EINVAL);
   } finally {
-    c.close(fd);
+    libc.close(fd);
   }
-}
-
-/** readlink(2) as text, e.g. "net:[4026531840]" for a namespace link. */
-export function readLink(path: string): string {
-  const buf = new Uint8Array(4096);
-  const n = Number(libc.readlink(cString(path), buf, BigInt(buf.length)));
-  if (n < 0) throw new SystemError(`readlink ${path}`, errno());
-  return decoder.decode(buf.subarray(0, n));
 }
 
 /** setns(2) for the calling (JS) thread; throws SystemError. */
@@ -402,13 +403,16 @@ export interface AppendFile {
  * a FIFO with no reader, EISDIR for a directory).
  */
 export function openAppendNoFollow(path: string, mode: number): AppendFile | number {
-  const c = libc;
-  const fd = c.open(cString(path), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+  const fd = libc.open(
+    cString(path),
+    O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+    mode,
+  );
   if (fd < 0) return -errno();
   const st = new Uint8Array(STAT_SIZE);
-  if (c.fstat(fd, st) < 0) {
+  if (libc.fstat(fd, st) < 0) {
     const e = errno();
-    c.close(fd);
+    libc.close(fd);
     return -e;
   }
   const view = new DataView(st.buffer);
@@ -418,14 +422,10 @@ export function openAppendNoFollow(path: string, mode: number): AppendFile | num
 
 /** Writes all of `data` to `fd`; returns 0 or -errno. */
 export function writeAllFd(fd: number, data: Uint8Array<ArrayBuffer>): number {
-  const c = libc;
   for (let off = 0; off < data.length;) {
-    const n = Number(c.write(fd, data.subarray(off), BigInt(data.length - off)));
+    const n = Number(libc.write(fd, data.subarray(off), BigInt(data.length - off)));
     if (n < 0) return -errno();
     off += n;
   }
   return 0;
 }
-
-/** The process-control part of the libc table (ffi/spawn.ts, ffi/lock.ts). */
-export const processSyms = (): typeof libc => libc;

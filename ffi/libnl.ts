@@ -132,8 +132,6 @@ const LIBNL_SYMBOLS = {
   },
   /** void nl_addr_put(struct nl_addr *addr) */
   nl_addr_put: { parameters: ["pointer" /* struct nl_addr *addr */], result: "void" },
-  /** int nl_addr_get_family(const struct nl_addr *addr) */
-  nl_addr_get_family: { parameters: ["pointer" /* const struct nl_addr *addr */], result: "i32" },
   /** unsigned int nl_addr_get_len(const struct nl_addr *addr) */
   nl_addr_get_len: { parameters: ["pointer" /* const struct nl_addr *addr */], result: "u32" },
   /** void *nl_addr_get_binary_addr(const struct nl_addr *addr) */
@@ -192,10 +190,6 @@ const LIBNL_ROUTE_SYMBOLS = {
   rtnl_link_get_link: { parameters: ["pointer" /* struct rtnl_link *link */], result: "i32" },
   /** const char *rtnl_link_get_ifalias(struct rtnl_link *link): IFLA_IFALIAS, NULL when none; borrowed */
   rtnl_link_get_ifalias: { parameters: ["pointer" /* struct rtnl_link *link */], result: "pointer" },
-  /** uint8_t rtnl_link_get_operstate(struct rtnl_link *link): IFLA_OPERSTATE, an IF_OPER_* value */
-  rtnl_link_get_operstate: { parameters: ["pointer" /* struct rtnl_link *link */], result: "u8" },
-  /** uint8_t rtnl_link_get_carrier(struct rtnl_link *link): IFLA_CARRIER, 1 when the link has carrier */
-  rtnl_link_get_carrier: { parameters: ["pointer" /* struct rtnl_link *link */], result: "u8" },
   /** void rtnl_link_set_ifindex(struct rtnl_link *link, int ifindex) */
   rtnl_link_set_ifindex: {
     parameters: ["pointer", /* struct rtnl_link *link */ "i32" /* int ifindex */],
@@ -260,11 +254,6 @@ const LIBNL_ROUTE_SYMBOLS = {
   rtnl_addr_set_local: {
     parameters: ["pointer", /* struct rtnl_addr *addr */ "pointer" /* struct nl_addr *local */],
     result: "i32",
-  },
-  /** void rtnl_addr_set_flags(struct rtnl_addr *addr, unsigned int flags) */
-  rtnl_addr_set_flags: {
-    parameters: ["pointer", /* struct rtnl_addr *addr */ "u32" /* unsigned int flags */],
-    result: "void",
   },
   /** int rtnl_addr_add(struct nl_sock *sk, struct rtnl_addr *addr, int flags) */
   rtnl_addr_add: {

@@ -35,32 +35,32 @@ function execPathOrNull(): string | null {
   }
 }
 
-/** libc's dynamic loader, bound once with Deno.dlopen. */
-let loader:
-  | Deno.DynamicLibrary<{
-    dlopen: { parameters: ["buffer", "i32"]; result: "pointer" };
-    dlsym: { parameters: ["pointer", "buffer"]; result: "pointer" };
-    dlerror: { parameters: []; result: "pointer" };
-    dlclose: { parameters: ["pointer"]; result: "i32" };
-  }>["symbols"]
-  | undefined;
+/** libc's dynamic loader: the only symbols bound with Deno.dlopen, since binding the rest needs them. */
+const LOADER_SYMBOLS = {
+  /** void *dlopen(const char *filename, int flags) */
+  dlopen: { parameters: ["buffer", /* const char *filename */ "i32" /* int flags */], result: "pointer" },
+  /** void *dlsym(void *handle, const char *symbol) */
+  dlsym: { parameters: ["pointer", /* void *handle */ "buffer" /* const char *symbol */], result: "pointer" },
+  /** char *dlerror(void): the last failure's text, NULL when none */
+  dlerror: { parameters: [], result: "pointer" },
+  /** int dlclose(void *handle) */
+  dlclose: { parameters: ["pointer" /* void *handle */], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+let loader: Bound<typeof LOADER_SYMBOLS> | undefined;
 
 const RTLD_NOW = 2;
 const encoder = new TextEncoder();
 
-function cName(s: string): Uint8Array<ArrayBuffer> {
+/** A NUL-terminated copy of `s` for a `const char *` parameter. */
+export function cString(s: string): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(encoder.encode(s).length + 1);
   encoder.encodeInto(s, bytes);
   return bytes;
 }
 
-function libdl() {
-  loader ??= Deno.dlopen("libc.so.6", {
-    dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
-    dlsym: { parameters: ["pointer", "buffer"], result: "pointer" },
-    dlerror: { parameters: [], result: "pointer" },
-    dlclose: { parameters: ["pointer"], result: "i32" },
-  }).symbols;
+function libdl(): Bound<typeof LOADER_SYMBOLS> {
+  loader ??= Deno.dlopen("libc.so.6", LOADER_SYMBOLS).symbols;
   return loader;
 }
 
@@ -79,7 +79,7 @@ function bind<S extends Deno.ForeignLibraryInterface>(
 ): Deno.DynamicLibrary<S>["symbols"] {
   const out: Record<string, unknown> = {};
   for (const [name, definition] of Object.entries(symbols)) {
-    const fn = libdl().dlsym(handle, cName(name));
+    const fn = libdl().dlsym(handle, cString(name));
     if (!fn) throw new Error(dlerrorText(`undefined symbol: ${name}`));
     const def = definition as Deno.ForeignFunction;
     const pointer = new Deno.UnsafeFnPointer(fn as Deno.PointerObject<typeof def>, def);
@@ -92,7 +92,7 @@ function bind<S extends Deno.ForeignLibraryInterface>(
  * Opens `soname` with only the given symbols bound. Failures name the library and the package
  * that provides it; the dlopen messages of every candidate are kept as the cause.
  */
-export function openLibrary<S extends Deno.ForeignLibraryInterface>(
+function openLibrary<S extends Deno.ForeignLibraryInterface>(
   soname: string,
   symbols: S,
   installHint: string,
@@ -102,7 +102,7 @@ export function openLibrary<S extends Deno.ForeignLibraryInterface>(
   if (known) return bind(known, symbols);
   const failures: string[] = [];
   for (const path of libraryCandidates(soname, execPathOrNull())) {
-    const handle = dl.dlopen(cName(path), RTLD_NOW);
+    const handle = dl.dlopen(cString(path), RTLD_NOW);
     if (!handle) {
       failures.push(`${path}: ${dlerrorText("dlopen failed")}`);
       continue;
@@ -128,7 +128,9 @@ export type Bound<S extends Deno.ForeignLibraryInterface> = Deno.DynamicLibrary<
  * One library's symbol table, bound lazily: the library is opened on first use of any symbol, and
  * each symbol is looked up with dlsym the first time it is called, so a verb pays only for what it
  * calls. `before` runs once before the library is opened (to load a library it depends on first).
- * A load failure is the CniError of {@link openLibrary}; a missing symbol in a loaded library too.
+ * A library that cannot be loaded is a CniError code 103 (LibraryMissing) naming it, with `installHint` as
+ * its details and the dlopen message of every candidate as its cause; a missing symbol in a loaded
+ * library too. Thrown by the first use of a symbol, not by this call.
  */
 export function lazyLibrary<S extends Deno.ForeignLibraryInterface>(
   soname: string,

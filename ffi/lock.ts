@@ -21,41 +21,41 @@ import {
   cString,
   Errno,
   errno,
+  type FileId,
+  fileId,
+  fileIdAt,
+  libc,
   O_CLOEXEC,
   O_CREAT,
   O_NOFOLLOW,
   O_RDWR,
-  processSyms,
-  spawnSyms,
+  sameFile,
+  SIGKILL,
   SystemError,
 } from "./libc.ts";
 
 /** Where the lock files live: tmpfs, so a reboot (which ends every attachment's processes) clears them. */
-export const LOCK_DIR = "/run/ipoib-cni/locks";
+const LOCK_DIR = "/run/ipoib-cni/locks";
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
-const EWOULDBLOCK = 11;
 /** How often a waiter tries again: flock(2) itself has no time limit. */
 const RETRY_MS = 5;
 /** After killing the holders of a lock, how long to wait for them to be gone. */
 const KILL_GRACE_MS = 5_000;
-const SIGKILL = 9;
 /** glibc's struct dirent on 64-bit Linux: d_name follows d_ino (8), d_off (8), d_reclen (2), d_type (1). */
 const DIRENT_NAME_OFFSET = 19;
-/** struct stat is 144 bytes on x86_64 and 128 on aarch64; st_dev and st_ino are its first two u64s on both. */
-const STAT_BYTES = 256;
 
 /**
  * The file name of an attachment's lock: a hash of the attachment's mark (lib/mark.ts), so no id or name can
  * form a path, and a GC that finds a marked child knows its lock from the mark alone.
  */
-export async function lockFileName(network: string, containerId: string, ifname: string): Promise<string> {
+async function lockFileName(network: string, containerId: string, ifname: string): Promise<string> {
   return lockFileNameOfMark(await attachmentMark(network, containerId, ifname));
 }
 
 /** The file name of the lock of the attachment that `mark` (a child's alias, lib/mark.ts) names. */
-export async function lockFileNameOfMark(mark: string): Promise<string> {
+async function lockFileNameOfMark(mark: string): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(mark)));
   return `${Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("")}.lock`;
 }
@@ -75,15 +75,8 @@ function sleep(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-/** [st_dev, st_ino] of an open descriptor. */
-function identity(fd: number): [bigint, bigint] {
-  const buf = new BigUint64Array(STAT_BYTES / 8);
-  if (processSyms().fstat(fd, buf) < 0) throw new SystemError("fstat lock file", errno());
-  return [buf[0]!, buf[1]!];
-}
-
-/** [st_dev, st_ino] of the file at `path` (not following a symlink), or null when there is none. */
-function identityAt(path: string): [bigint, bigint] | null {
+/** The identity of the file at `path` (not following a symlink), or null when there is none. */
+function identityAt(path: string): FileId | null {
   let info: Deno.FileInfo;
   try {
     info = Deno.lstatSync(path);
@@ -91,15 +84,15 @@ function identityAt(path: string): [bigint, bigint] | null {
     if (e instanceof Deno.errors.NotFound) return null;
     throw e;
   }
-  return [BigInt(info.dev), BigInt(info.ino ?? -1)];
+  return { dev: BigInt(info.dev), ino: BigInt(info.ino ?? -1) };
 }
 
 /** flock(LOCK_EX) on `fd`, retried every RETRY_MS until `deadline`; false when the time ran out. */
 function waitForLock(fd: number, path: string, deadline: number): boolean {
-  const s = processSyms();
-  while (s.flock(fd, LOCK_EX | LOCK_NB) < 0) {
+  while (libc.flock(fd, LOCK_EX | LOCK_NB) < 0) {
     const e = errno();
-    if (e !== EWOULDBLOCK && e !== Errno.EINTR) throw new SystemError(`flock ${path}`, e);
+    // EWOULDBLOCK (EAGAIN on Linux): held by another open file.
+    if (e !== Errno.EAGAIN && e !== Errno.EINTR) throw new SystemError(`flock ${path}`, e);
     if (performance.now() >= deadline) return false;
     sleep(RETRY_MS);
   }
@@ -108,38 +101,31 @@ function waitForLock(fd: number, path: string, deadline: number): boolean {
 
 /** The names in directory `path` (without . and ..); [] when it cannot be read (e.g. a process that ended). */
 function listDir(path: string): string[] {
-  const s = processSyms();
-  const dir = s.opendir(cString(path));
+  const dir = libc.opendir(cString(path));
   if (dir === null) return [];
   const names: string[] = [];
   try {
-    for (let entry = s.readdir(dir); entry !== null; entry = s.readdir(dir)) {
+    for (let entry = libc.readdir(dir); entry !== null; entry = libc.readdir(dir)) {
       const name = Deno.UnsafePointerView.getCString(entry, DIRENT_NAME_OFFSET);
       if (name !== "." && name !== "..") names.push(name);
     }
   } finally {
-    s.closedir(dir);
+    libc.closedir(dir);
   }
   return names;
-}
-
-/** [st_dev, st_ino] of what `path` leads to (following /proc/PID/fd links), or null. */
-function identityFollowing(path: string): [bigint, bigint] | null {
-  const buf = new BigUint64Array(STAT_BYTES / 8);
-  return processSyms().stat(cString(path), buf) < 0 ? null : [buf[0]!, buf[1]!];
 }
 
 /**
  * The processes other than this one with a descriptor open on the file `id` ([st_dev, st_ino]), from
  * /proc/PID/fd: the holders of a lock, and whoever inherited it.
  */
-export function processesHolding(id: [bigint, bigint]): number[] {
+function processesHolding(id: FileId): number[] {
   const found: number[] = [];
   for (const name of listDir("/proc")) {
     if (!/^\d+$/.test(name) || Number(name) === Deno.pid) continue;
     for (const fd of listDir(`/proc/${name}/fd`)) {
-      const target = identityFollowing(`/proc/${name}/fd/${fd}`);
-      if (target !== null && target[0] === id[0] && target[1] === id[1]) {
+      const target = fileIdAt(`/proc/${name}/fd/${fd}`);
+      if (target !== null && sameFile(target, id)) {
         found.push(Number(name));
         break;
       }
@@ -191,17 +177,16 @@ export class AttachmentLock {
     const path = `${dir}/${await lockFileName(network, containerId, ifname)}`;
     makeLockDir(dir);
     const deadline = performance.now() + waitMs;
-    const s = processSyms();
     for (;;) {
-      const fd = s.open(cString(path), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600);
+      const fd = libc.open(cString(path), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600);
       if (fd < 0) throw new SystemError(`open lock file ${path}`, errno());
       try {
         if (!waitForLock(fd, path, deadline)) {
           if (!killHolders) throw stillHeld(path, waitMs, []);
           // Whoever holds it now has outlived the time any run of this attachment may take: most likely the
           // IPAM plugin of a killed ADD that hangs. DEL must be able to finish, so they go.
-          const killed = processesHolding(identity(fd));
-          for (const pid of killed) spawnSyms().kill(pid, SIGKILL);
+          const killed = processesHolding(fileId(fd));
+          for (const pid of killed) libc.kill(pid, SIGKILL);
           if (!waitForLock(fd, path, performance.now() + KILL_GRACE_MS)) {
             throw stillHeld(path, waitMs, killed);
           }
@@ -209,8 +194,7 @@ export class AttachmentLock {
         }
         // The holder before us may have removed the file: then this lock guards nothing, start over.
         const now = identityAt(path);
-        const mine = identity(fd);
-        if (now !== null && now[0] === mine[0] && now[1] === mine[1]) return new AttachmentLock(path, fd);
+        if (now !== null && sameFile(now, fileId(fd))) return new AttachmentLock(path, fd);
       } catch (e) {
         closeFd(fd);
         throw e;
@@ -231,9 +215,8 @@ export class AttachmentLock {
   ): Promise<AttachmentLock | null> {
     const path = `${dir}/${await lockFileNameOfMark(mark)}`;
     makeLockDir(dir);
-    const s = processSyms();
     for (;;) {
-      const fd = s.open(cString(path), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600);
+      const fd = libc.open(cString(path), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600);
       if (fd < 0) throw new SystemError(`open lock file ${path}`, errno());
       try {
         if (!waitForLock(fd, path, 0)) {
@@ -242,8 +225,7 @@ export class AttachmentLock {
         }
         // As in acquire: a file its holder removed meanwhile guards nothing.
         const now = identityAt(path);
-        const mine = identity(fd);
-        if (now !== null && now[0] === mine[0] && now[1] === mine[1]) return new AttachmentLock(path, fd);
+        if (now !== null && sameFile(now, fileId(fd))) return new AttachmentLock(path, fd);
       } catch (e) {
         closeFd(fd);
         throw e;
@@ -261,7 +243,7 @@ export class AttachmentLock {
    */
   release(remove = true): void {
     // A file that cannot be removed costs an inode on tmpfs and nothing else: not worth failing for.
-    if (remove) processSyms().unlink(cString(this.path));
+    if (remove) libc.unlink(cString(this.path));
     closeFd(this.fd);
   }
 }

@@ -16,7 +16,7 @@ import {
   type IpBytes,
   maskCidr,
 } from "../lib/ip.ts";
-import { cString, setIntSockopt, strerror } from "./libc.ts";
+import { cString, Errno, setIntSockopt, strerror } from "./libc.ts";
 import { ERR_CALLBACK, libnl, libnlRoute, MSG_CALLBACK } from "./libnl.ts";
 import { type Attributes, attrString, parseAttributes } from "./nlattr.ts";
 import { decodeRoute, type RouteInfo, RTMSG_LEN } from "./rtmsg.ts";
@@ -42,22 +42,7 @@ export interface LinkInfo {
   parentIndex: number;
   /** IFLA_IFALIAS, null when the link has none. It survives moves between namespaces. */
   alias: string | null;
-  /** IFLA_OPERSTATE, one of {@link IF_OPER} (RFC 2863 operational state). */
-  operstate: number;
-  /** IFLA_CARRIER: the link has carrier (for a macvlan or IPoIB child, its parent's). */
-  carrier: boolean;
 }
-
-/** IF_OPER_* of if.h: the values of {@link LinkInfo.operstate}. */
-export const IF_OPER = {
-  unknown: 0,
-  notpresent: 1,
-  down: 2,
-  lowerlayerdown: 3,
-  testing: 4,
-  dormant: 5,
-  up: 6,
-} as const;
 
 /** An interface address. */
 export interface AddressInfo {
@@ -190,22 +175,22 @@ const NLMSG_ALIGNTO = 4;
 
 /** libnl NLE_* codes mapped back to the errno they usually stand for. */
 const NLE_TO_ERRNO: Record<number, number> = {
-  2: 4, // NLE_INTR: EINTR
-  3: 9, // NLE_BAD_SOCK: EBADF
-  4: 11, // NLE_AGAIN: EAGAIN
-  5: 12, // NLE_NOMEM: ENOMEM
-  6: 17, // NLE_EXIST: EEXIST
-  7: 22, // NLE_INVAL: EINVAL
-  8: 34, // NLE_RANGE: ERANGE
-  9: 90, // NLE_MSGSIZE: EMSGSIZE
-  10: 95, // NLE_OPNOTSUPP: EOPNOTSUPP
-  11: 97, // NLE_AF_NOSUPPORT: EAFNOSUPPORT
-  12: 2, // NLE_OBJ_NOTFOUND: ENOENT
-  19: 99, // NLE_NOADDR: EADDRNOTAVAIL
-  25: 16, // NLE_BUSY: EBUSY
-  27: 13, // NLE_NOACCESS: EACCES
-  28: 1, // NLE_PERM: EPERM
-  31: 19, // NLE_NODEV: ENODEV
+  2: Errno.EINTR, // NLE_INTR
+  3: Errno.EBADF, // NLE_BAD_SOCK
+  4: Errno.EAGAIN, // NLE_AGAIN
+  5: Errno.ENOMEM, // NLE_NOMEM
+  6: Errno.EEXIST, // NLE_EXIST
+  7: Errno.EINVAL, // NLE_INVAL
+  8: Errno.ERANGE, // NLE_RANGE
+  9: Errno.EMSGSIZE, // NLE_MSGSIZE
+  10: Errno.EOPNOTSUPP, // NLE_OPNOTSUPP
+  11: Errno.EAFNOSUPPORT, // NLE_AF_NOSUPPORT
+  12: Errno.ENOENT, // NLE_OBJ_NOTFOUND
+  19: Errno.EADDRNOTAVAIL, // NLE_NOADDR
+  25: Errno.EBUSY, // NLE_BUSY
+  27: Errno.EACCES, // NLE_NOACCESS
+  28: Errno.EPERM, // NLE_PERM
+  31: Errno.ENODEV, // NLE_NODEV
 };
 const NLE_OBJ_NOTFOUND = 12;
 const NLE_NODEV = 31;
@@ -266,21 +251,18 @@ function outPointer(slot: BigUint64Array): Deno.PointerValue {
 }
 
 function linkInfo(link: Ptr): LinkInfo {
-  const s = libnlRoute;
-  const flags = s.rtnl_link_get_flags(link);
+  const flags = libnlRoute.rtnl_link_get_flags(link);
   return {
-    index: s.rtnl_link_get_ifindex(link),
-    name: cStringOrNull(s.rtnl_link_get_name(link)) ?? "",
-    kind: cStringOrNull(s.rtnl_link_get_type(link)),
-    arpType: s.rtnl_link_get_arptype(link),
-    mtu: s.rtnl_link_get_mtu(link),
+    index: libnlRoute.rtnl_link_get_ifindex(link),
+    name: cStringOrNull(libnlRoute.rtnl_link_get_name(link)) ?? "",
+    kind: cStringOrNull(libnlRoute.rtnl_link_get_type(link)),
+    arpType: libnlRoute.rtnl_link_get_arptype(link),
+    mtu: libnlRoute.rtnl_link_get_mtu(link),
     flags,
     up: (flags & IFF_UP) !== 0,
-    hwaddr: formatHwaddr(addrBytes(s.rtnl_link_get_addr(link))),
-    parentIndex: s.rtnl_link_get_link(link),
-    alias: cStringOrNull(s.rtnl_link_get_ifalias(link)),
-    operstate: s.rtnl_link_get_operstate(link),
-    carrier: s.rtnl_link_get_carrier(link) !== 0,
+    hwaddr: formatHwaddr(addrBytes(libnlRoute.rtnl_link_get_addr(link))),
+    parentIndex: libnlRoute.rtnl_link_get_link(link),
+    alias: cStringOrNull(libnlRoute.rtnl_link_get_ifalias(link)),
   };
 }
 
@@ -361,13 +343,12 @@ export class Netlink implements Disposable {
    * extended acks on so that failures carry the kernel's explanation.
    */
   static open(): Netlink {
-    const s = libnl;
-    const sk = s.nl_socket_alloc();
+    const sk = libnl.nl_socket_alloc();
     if (!sk) throw outOfMemory("open netlink socket");
     const nl = new Netlink(sk);
     try {
-      nl.#check(s.nl_connect(sk, NETLINK_ROUTE), "open netlink socket");
-      const fd = s.nl_socket_get_fd(sk);
+      nl.#check(libnl.nl_connect(sk, NETLINK_ROUTE), "open netlink socket");
+      const fd = libnl.nl_socket_get_fd(sk);
       // Best effort: kernels before 4.12 lack extended acks and still report the errno.
       setIntSockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1);
       // Acks then echo only the request's header, not the whole request.
@@ -378,7 +359,7 @@ export class Netlink implements Disposable {
         return NL_STOP;
       });
       nl.#check(
-        s.nl_socket_modify_err_cb(sk, NL_CB_CUSTOM, nl.#callback.pointer, null),
+        libnl.nl_socket_modify_err_cb(sk, NL_CB_CUSTOM, nl.#callback.pointer, null),
         "set error callback",
       );
     } catch (e) {
@@ -425,20 +406,18 @@ export class Netlink implements Disposable {
     this.#check(alloc(this.#socket, slot), what);
     const cache = outPointer(slot);
     if (!cache) return;
-    const c = libnl;
     try {
-      for (let obj = c.nl_cache_get_first(cache); obj; obj = c.nl_cache_get_next(obj)) each(obj);
+      for (let obj = libnl.nl_cache_get_first(cache); obj; obj = libnl.nl_cache_get_next(obj)) each(obj);
     } finally {
-      c.nl_cache_free(cache);
+      libnl.nl_cache_free(cache);
     }
   }
 
   /** One link by name or index; null when there is none. */
   getLink(nameOrIndex: string | number): LinkInfo | null {
-    const s = libnlRoute;
     const slot = new BigUint64Array(1);
     const byName = typeof nameOrIndex === "string";
-    const rc = s.rtnl_link_get_kernel(
+    const rc = libnlRoute.rtnl_link_get_kernel(
       this.#socket,
       byName ? 0 : nameOrIndex,
       byName ? cString(nameOrIndex) : null,
@@ -454,7 +433,7 @@ export class Netlink implements Disposable {
     try {
       return linkInfo(link);
     } finally {
-      s.rtnl_link_put(link);
+      libnlRoute.rtnl_link_put(link);
     }
   }
 
@@ -465,12 +444,11 @@ export class Netlink implements Disposable {
    */
   getLinkInfoData(index: number): LinkInfoData | null {
     const what = `get settings of link ${index}`;
-    const r = libnl;
     const sk = this.#socket;
     const got: { reply: Uint8Array | null; acked: boolean } = { reply: null, acked: false };
     // One callback for the reply and the ack. The reply is copied: libnl frees it after the call.
     const callback = new Deno.UnsafeCallback(MSG_CALLBACK, (msg) => {
-      const hdr = msg ? r.nlmsg_hdr(msg) : null;
+      const hdr = msg ? libnl.nlmsg_hdr(msg) : null;
       if (!hdr) return NL_OK;
       const view = new Deno.UnsafePointerView(hdr);
       if (view.getUint16(4) === NLMSG_ERROR) {
@@ -482,17 +460,17 @@ export class Netlink implements Disposable {
       got.reply = bytes;
       return NL_OK;
     });
-    const msg = r.nlmsg_alloc_simple(RTM_GETLINK, 0);
+    const msg = libnl.nlmsg_alloc_simple(RTM_GETLINK, 0);
     try {
       if (!msg) throw outOfMemory(what);
       const ifinfomsg = new Uint8Array(IFINFOMSG_LEN); // family AF_UNSPEC, then ifi_index at 4
       new Int32Array(ifinfomsg.buffer, 4, 1)[0] = index;
-      if (r.nlmsg_append(msg, ifinfomsg, BigInt(ifinfomsg.length), NLMSG_ALIGNTO) < 0) {
-        throw new NetlinkError(`${what}: build message`, 90, "", "message too long");
+      if (libnl.nlmsg_append(msg, ifinfomsg, BigInt(ifinfomsg.length), NLMSG_ALIGNTO) < 0) {
+        throw new NetlinkError(`${what}: build message`, Errno.EMSGSIZE, "", "message too long");
       }
-      this.#check(r.nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, callback.pointer, null), what);
-      this.#check(r.nl_socket_modify_cb(sk, NL_CB_ACK, NL_CB_CUSTOM, callback.pointer, null), what);
-      this.#check(r.nl_send_auto(sk, msg), what);
+      this.#check(libnl.nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, callback.pointer, null), what);
+      this.#check(libnl.nl_socket_modify_cb(sk, NL_CB_ACK, NL_CB_CUSTOM, callback.pointer, null), what);
+      this.#check(libnl.nl_send_auto(sk, msg), what);
       // nl_send_auto asks for an ack; the reply and the ack come as separate datagrams, one per
       // nl_recvmsgs_default. Reading up to the ack keeps the socket's sequence numbers in step
       // for the next request. A failure (ENODEV) comes instead of both, through the error callback.
@@ -500,7 +478,7 @@ export class Netlink implements Disposable {
         if (reads === 8) {
           throw new CniError(ErrorCode.Internal, `${what}: the kernel sent no acknowledgement`);
         }
-        const rc = r.nl_recvmsgs_default(sk);
+        const rc = libnl.nl_recvmsgs_default(sk);
         if (rc === -NLE_NODEV || rc === -NLE_OBJ_NOTFOUND) {
           this.#report = null;
           return null;
@@ -508,10 +486,10 @@ export class Netlink implements Disposable {
         this.#check(rc, what);
       }
     } finally {
-      r.nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_DEFAULT, null, null);
-      r.nl_socket_modify_cb(sk, NL_CB_ACK, NL_CB_DEFAULT, null, null);
+      libnl.nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_DEFAULT, null, null);
+      libnl.nl_socket_modify_cb(sk, NL_CB_ACK, NL_CB_DEFAULT, null, null);
       callback.close();
-      if (msg) r.nlmsg_free(msg);
+      if (msg) libnl.nlmsg_free(msg);
     }
     return linkInfoDataOf(got.reply, index, what);
   }
@@ -551,39 +529,38 @@ export class Netlink implements Disposable {
         );
       }
     }
-    const m = libnl;
-    const msg = m.nlmsg_alloc_simple(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
+    const msg = libnl.nlmsg_alloc_simple(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
     if (!msg) throw outOfMemory(what);
     let built = false;
     try {
       const ifinfomsg = new Uint8Array(IFINFOMSG_LEN); // family AF_UNSPEC, no type, index 0, no flags
       const kind = encoder.encode(req.kind); // without the NUL, as iproute2 sends it
       const ok = (rc: number) => {
-        if (rc < 0) throw new NetlinkError(`${what}: build message`, 90, "", "message too long");
+        if (rc < 0) throw new NetlinkError(`${what}: build message`, Errno.EMSGSIZE, "", "message too long");
       };
-      ok(m.nlmsg_append(msg, ifinfomsg, BigInt(ifinfomsg.length), NLMSG_ALIGNTO));
+      ok(libnl.nlmsg_append(msg, ifinfomsg, BigInt(ifinfomsg.length), NLMSG_ALIGNTO));
       // Attribute order as iproute2's, so the two requests compare byte for byte in tests.
-      ok(m.nla_put_u32(msg, IFLA_LINK, req.parentIndex));
-      ok(m.nla_put_string(msg, IFLA_IFNAME, cString(req.name)));
-      const linkinfo = m.nla_nest_start(msg, IFLA_LINKINFO);
+      ok(libnl.nla_put_u32(msg, IFLA_LINK, req.parentIndex));
+      ok(libnl.nla_put_string(msg, IFLA_IFNAME, cString(req.name)));
+      const linkinfo = libnl.nla_nest_start(msg, IFLA_LINKINFO);
       if (!linkinfo) ok(-1);
-      ok(m.nla_put(msg, IFLA_INFO_KIND, kind.length, kind));
+      ok(libnl.nla_put(msg, IFLA_INFO_KIND, kind.length, kind));
       // Like iproute2, no IFLA_INFO_DATA at all when nothing goes in it: the kernel then applies
       // the kind's defaults (IPoIB: leaves the parent's mode and umcast alone).
       if (req.data !== undefined && req.data.length > 0) {
-        const data = m.nla_nest_start(msg, IFLA_INFO_DATA);
+        const data = libnl.nla_nest_start(msg, IFLA_INFO_DATA);
         if (!data) ok(-1);
         for (const attr of req.data) {
-          if ("u8" in attr) ok(m.nla_put(msg, attr.type, 1, Uint8Array.of(attr.u8)));
-          else if ("u16" in attr) ok(m.nla_put_u16(msg, attr.type, attr.u16));
-          else ok(m.nla_put_u32(msg, attr.type, attr.u32));
+          if ("u8" in attr) ok(libnl.nla_put(msg, attr.type, 1, Uint8Array.of(attr.u8)));
+          else if ("u16" in attr) ok(libnl.nla_put_u16(msg, attr.type, attr.u16));
+          else ok(libnl.nla_put_u32(msg, attr.type, attr.u32));
         }
-        ok(m.nla_nest_end(msg, data));
+        ok(libnl.nla_nest_end(msg, data));
       }
-      ok(m.nla_nest_end(msg, linkinfo));
+      ok(libnl.nla_nest_end(msg, linkinfo));
       built = true;
     } finally {
-      if (!built) m.nlmsg_free(msg);
+      if (!built) libnl.nlmsg_free(msg);
     }
     // nl_send_sync frees the message whatever happens.
     this.#check(libnl.nl_send_sync(this.#socket, msg), what);
@@ -591,18 +568,17 @@ export class Netlink implements Disposable {
 
   /** Sends an RTM_NEWLINK for `index` carrying what `fill` sets on a changes object. */
   #change(index: number, what: string, fill: (changes: Ptr) => void): void {
-    const s = libnlRoute;
-    const orig = s.rtnl_link_alloc();
+    const orig = libnlRoute.rtnl_link_alloc();
     if (!orig) throw outOfMemory(what);
-    const changes = s.rtnl_link_alloc();
+    const changes = libnlRoute.rtnl_link_alloc();
     try {
       if (!changes) throw outOfMemory(what);
-      s.rtnl_link_set_ifindex(orig, index);
+      libnlRoute.rtnl_link_set_ifindex(orig, index);
       fill(changes);
-      this.#check(s.rtnl_link_change(this.#socket, orig, changes, 0), what);
+      this.#check(libnlRoute.rtnl_link_change(this.#socket, orig, changes, 0), what);
     } finally {
-      s.rtnl_link_put(orig);
-      if (changes) s.rtnl_link_put(changes);
+      libnlRoute.rtnl_link_put(orig);
+      if (changes) libnlRoute.rtnl_link_put(changes);
     }
   }
 
@@ -621,27 +597,25 @@ export class Netlink implements Disposable {
    */
   setLink(index: number, change: { name?: string; mtu?: number; up?: boolean; alias?: string }): void {
     if (Object.values(change).every((v) => v === undefined)) return;
-    const s = libnlRoute;
     this.#change(index, `set link ${index}`, (c) => {
-      if (change.name !== undefined) s.rtnl_link_set_name(c, cString(change.name));
-      if (change.alias !== undefined) s.rtnl_link_set_ifalias(c, cString(change.alias));
-      if (change.mtu !== undefined) s.rtnl_link_set_mtu(c, change.mtu);
-      if (change.up === true) s.rtnl_link_set_flags(c, IFF_UP);
-      if (change.up === false) s.rtnl_link_unset_flags(c, IFF_UP);
+      if (change.name !== undefined) libnlRoute.rtnl_link_set_name(c, cString(change.name));
+      if (change.alias !== undefined) libnlRoute.rtnl_link_set_ifalias(c, cString(change.alias));
+      if (change.mtu !== undefined) libnlRoute.rtnl_link_set_mtu(c, change.mtu);
+      if (change.up === true) libnlRoute.rtnl_link_set_flags(c, IFF_UP);
+      if (change.up === false) libnlRoute.rtnl_link_unset_flags(c, IFF_UP);
     });
   }
 
   /** Deletes a link (a veth takes its peer with it). */
   deleteLink(index: number): void {
-    const s = libnlRoute;
     const what = `delete link ${index}`;
-    const link = s.rtnl_link_alloc();
+    const link = libnlRoute.rtnl_link_alloc();
     if (!link) throw outOfMemory(what);
     try {
-      s.rtnl_link_set_ifindex(link, index);
-      this.#check(s.rtnl_link_delete(this.#socket, link), what);
+      libnlRoute.rtnl_link_set_ifindex(link, index);
+      this.#check(libnlRoute.rtnl_link_delete(this.#socket, link), what);
     } finally {
-      s.rtnl_link_put(link);
+      libnlRoute.rtnl_link_put(link);
     }
   }
 
@@ -650,37 +624,35 @@ export class Netlink implements Disposable {
    * the link's name, is for error messages ("to ib1"); they say "to link <index>" without it.
    */
   addAddress(index: number, cidr: CidrBytes, ifname?: string): void {
-    const s = libnlRoute;
     const what = `add address ${cidrText(cidr)} to ${ifname ?? `link ${index}`}`;
-    const addr = s.rtnl_addr_alloc();
+    const addr = libnlRoute.rtnl_addr_alloc();
     if (!addr) throw outOfMemory(what);
     try {
-      s.rtnl_addr_set_ifindex(addr, index);
+      libnlRoute.rtnl_addr_set_ifindex(addr, index);
       const local = buildAddr(cidr);
       try {
-        this.#check(s.rtnl_addr_set_local(addr, local), what);
+        this.#check(libnlRoute.rtnl_addr_set_local(addr, local), what);
       } finally {
         libnl.nl_addr_put(local);
       }
-      this.#check(s.rtnl_addr_add(this.#socket, addr, NLM_F_EXCL), what);
+      this.#check(libnlRoute.rtnl_addr_add(this.#socket, addr, NLM_F_EXCL), what);
     } finally {
-      s.rtnl_addr_put(addr);
+      libnlRoute.rtnl_addr_put(addr);
     }
   }
 
   /** Addresses of one link, or of every link, IPv4 and IPv6. */
   listAddresses(index?: number): AddressInfo[] {
-    const s = libnlRoute;
     const out: AddressInfo[] = [];
-    this.#walkCache("list addresses", (sk, slot) => s.rtnl_addr_alloc_cache(sk, slot), (obj) => {
-      const ifindex = s.rtnl_addr_get_ifindex(obj);
-      const family = familyOf(s.rtnl_addr_get_family(obj));
+    this.#walkCache("list addresses", (sk, slot) => libnlRoute.rtnl_addr_alloc_cache(sk, slot), (obj) => {
+      const ifindex = libnlRoute.rtnl_addr_get_ifindex(obj);
+      const family = familyOf(libnlRoute.rtnl_addr_get_family(obj));
       if (family === null || (index !== undefined && ifindex !== index)) return;
-      const flags = s.rtnl_addr_get_flags(obj);
+      const flags = libnlRoute.rtnl_addr_get_flags(obj);
       out.push({
         index: ifindex,
         family,
-        address: cidrOf(family, s.rtnl_addr_get_local(obj)),
+        address: cidrOf(family, libnlRoute.rtnl_addr_get_local(obj)),
         flags,
         tentative: (flags & IFA_F_TENTATIVE) !== 0,
         dadFailed: (flags & IFA_F_DADFAILED) !== 0,
@@ -771,12 +743,11 @@ export class Netlink implements Disposable {
     header: Uint8Array,
     each: (type: number, body: Uint8Array) => void,
   ): void {
-    const r = libnl;
     for (let attempt = 1;; attempt++) {
       const messages: { type: number; body: Uint8Array }[] = [];
       const got = { done: false };
       const onValid = new Deno.UnsafeCallback(MSG_CALLBACK, (msg) => {
-        const hdr = msg ? r.nlmsg_hdr(msg) : null;
+        const hdr = msg ? libnl.nlmsg_hdr(msg) : null;
         if (!hdr) return NL_OK;
         const view = new Deno.UnsafePointerView(hdr);
         const len = view.getUint32(0);
@@ -790,30 +761,30 @@ export class Netlink implements Disposable {
         return NL_STOP;
       });
       const sk = this.#socket;
-      const msg = r.nlmsg_alloc_simple(type, NLM_F_DUMP);
+      const msg = libnl.nlmsg_alloc_simple(type, NLM_F_DUMP);
       let rc = 0;
       try {
         if (!msg) throw outOfMemory(what);
-        if (r.nlmsg_append(msg, header, BigInt(header.length), NLMSG_ALIGNTO) < 0) {
-          throw new NetlinkError(`${what}: build message`, 90, "", "message too long");
+        if (libnl.nlmsg_append(msg, header, BigInt(header.length), NLMSG_ALIGNTO) < 0) {
+          throw new NetlinkError(`${what}: build message`, Errno.EMSGSIZE, "", "message too long");
         }
-        this.#check(r.nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, onValid.pointer, null), what);
-        this.#check(r.nl_socket_modify_cb(sk, NL_CB_FINISH, NL_CB_CUSTOM, onFinish.pointer, null), what);
-        this.#check(r.nl_send_auto(sk, msg), what);
+        this.#check(libnl.nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, onValid.pointer, null), what);
+        this.#check(libnl.nl_socket_modify_cb(sk, NL_CB_FINISH, NL_CB_CUSTOM, onFinish.pointer, null), what);
+        this.#check(libnl.nl_send_auto(sk, msg), what);
         // One nl_recvmsgs_default reads datagrams until NLMSG_DONE; the loop only guards against a reply
         // cut short. A dump is never acknowledged, so nothing else is left on the socket after DONE.
         for (let reads = 0; !got.done && rc >= 0; reads++) {
           if (reads === 8) {
             throw new CniError(ErrorCode.Internal, `${what}: the kernel did not finish its dump`);
           }
-          rc = r.nl_recvmsgs_default(sk);
+          rc = libnl.nl_recvmsgs_default(sk);
         }
       } finally {
-        r.nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_DEFAULT, null, null);
-        r.nl_socket_modify_cb(sk, NL_CB_FINISH, NL_CB_DEFAULT, null, null);
+        libnl.nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_DEFAULT, null, null);
+        libnl.nl_socket_modify_cb(sk, NL_CB_FINISH, NL_CB_DEFAULT, null, null);
         onValid.close();
         onFinish.close();
-        if (msg) r.nlmsg_free(msg);
+        if (msg) libnl.nlmsg_free(msg);
       }
       if (rc === -NLE_DUMP_INTR && attempt < DUMP_ATTEMPTS) continue;
       this.#check(rc, what);

@@ -4,7 +4,7 @@
  *
  * The switch is per thread: `setns` moves the JS thread, which also carries every synchronous
  * FFI call and synchronous Deno fs call. Async work runs on other threads and stays behind,
- * hence the synchronous-only {@link withNetns}.
+ * hence the synchronous-only {@link Netns.run}.
  * @module
  */
 
@@ -19,8 +19,8 @@ import {
   O_PATH,
   O_RDONLY,
   openFd,
-  readLink,
   readTextFile,
+  sameFile,
   setns,
   SystemError,
   writeTextFile,
@@ -53,9 +53,9 @@ export class NetnsError extends CniError {
 /**
  * Opens a network namespace file (e.g. /var/run/netns/x or /proc/<pid>/ns/net) and returns
  * its fd, after checking with NS_GET_NSTYPE that it is a network namespace. Throws
- * NetnsError (code 8, InvalidNetns) naming the path otherwise. Close it with {@link closeNetns}.
+ * NetnsError (code 8, InvalidNetns) naming the path otherwise.
  */
-export function openNetns(path: string): number {
+function openNetns(path: string): number {
   if (path.includes("\0")) {
     // C would see the path cut at the NUL: another file than the one named.
     throw new NetnsError(
@@ -82,11 +82,6 @@ export function openNetns(path: string): number {
     throw new NetnsError(`${path} is not a network namespace`, errno, what);
   }
   return fd;
-}
-
-/** Closes an fd from {@link openNetns}. */
-export function closeNetns(fd: number): void {
-  closeFd(fd);
 }
 
 /**
@@ -116,9 +111,13 @@ export class Netns implements Disposable {
     return this.#fd;
   }
 
-  /** Runs synchronous `fn` inside this namespace, as {@link withNetns}. */
+  /**
+   * Runs synchronous `fn` with the JS thread inside this namespace and always switches back, also when
+   * `fn` throws. `fn` must be synchronous: anything it leaves for later would run after the switch back,
+   * so a returned Promise is refused (CniError Internal, after switching back).
+   */
   run<T>(fn: () => T): T {
-    return withNetns(this.fd, fn);
+    return withNetns(this.fd, this.path, fn);
   }
 
   /** This namespace's identity (nsfs device and inode). */
@@ -138,25 +137,12 @@ export type NetnsId = FileId;
 
 /** True when two identities name the same namespace. */
 export function sameNetns(a: NetnsId, b: NetnsId): boolean {
-  return a.dev === b.dev && a.ino === b.ino;
+  return sameFile(a, b);
 }
 
-/**
- * The identity of the namespace at `pathOrFd` (a path such as /proc/<pid>/ns/net or /run/netns/x, or an
- * open fd), by fstat through libc: two paths name the same namespace exactly when their identities are
- * equal, whatever their text. A path is opened with O_PATH (no FIFO can block it) and not checked to be
- * a network namespace: compare the result with a known one. Throws NetnsError (code 8) with the errno
- * when the path cannot be opened (ENOENT, or ESRCH for a process that is exiting).
- */
-export function netnsId(pathOrFd: string | number): NetnsId {
-  if (typeof pathOrFd === "number") return fileId(pathOrFd);
-  let fd: number;
-  try {
-    fd = openFd(pathOrFd, O_PATH);
-  } catch (e) {
-    if (!(e instanceof SystemError)) throw e;
-    throw new NetnsError(`network namespace ${pathOrFd} cannot be opened`, e.errno, e.message);
-  }
+/** The identity of the calling thread's current network namespace (opened with O_PATH, no check). */
+function threadNetnsId(): NetnsId {
+  const fd = openFd(THREAD_NETNS, O_PATH);
   try {
     return fileId(fd);
   } finally {
@@ -164,38 +150,24 @@ export function netnsId(pathOrFd: string | number): NetnsId {
   }
 }
 
-/** The identity of the calling thread's current network namespace. */
-export function currentNetnsId(): NetnsId {
-  return netnsId(THREAD_NETNS);
-}
-
 /**
  * The identity of the host's network namespace: the one the plugin process was started in (a runtime
  * runs CNI plugins in the host's), recorded before the thread first switches, so it is right also when
- * called inside {@link withNetns}. Not /proc/1/ns/net: reading PID 1's namespace needs ptrace access,
+ * called inside {@link Netns.run}. Not /proc/1/ns/net: reading PID 1's namespace needs ptrace access,
  * which root lacks in some containers (EACCES on this project's machines).
  */
 export function hostNetnsId(): NetnsId {
-  startNetns ??= currentNetnsId();
+  startNetns ??= threadNetnsId();
   return startNetns;
 }
 
-/**
- * Runs `fn` with the JS thread in another network namespace (a path, or an fd from
- * {@link openNetns}) and always switches back, also when `fn` throws. `fn` must be
- * synchronous: anything it leaves for later runs after the switch back.
- */
-export function withNetns<T>(pathOrFd: string | number, fn: () => T): T {
-  const target = typeof pathOrFd === "string" ? openNetns(pathOrFd) : pathOrFd;
+/** Runs `fn` with the JS thread in the namespace open at `fd` (named `path` in messages); see {@link Netns.run}. */
+function withNetns<T>(fd: number, path: string, fn: () => T): T {
   let original = -1;
   try {
     original = openFd(THREAD_NETNS, O_RDONLY);
     startNetns ??= fileId(original); // the first switch starts from the starting namespace
-    setns(
-      target,
-      CLONE_NEWNET,
-      `enter network namespace ${typeof pathOrFd === "string" ? pathOrFd : `fd ${pathOrFd}`}`,
-    );
+    setns(fd, CLONE_NEWNET, `enter network namespace ${path}`);
     let result: T;
     try {
       result = fn();
@@ -204,25 +176,16 @@ export function withNetns<T>(pathOrFd: string | number, fn: () => T): T {
       setns(original, CLONE_NEWNET, "return to the original network namespace");
     }
     if (result instanceof Promise) {
-      throw new CniError(ErrorCode.Internal, "withNetns needs a synchronous function; it returned a Promise");
+      throw new CniError(ErrorCode.Internal, "Netns.run needs a synchronous function; it returned a Promise");
     }
     return result;
   } finally {
     if (original >= 0) closeFd(original);
-    if (typeof pathOrFd === "string") closeFd(target);
   }
 }
 
-/**
- * The identity of the calling thread's network namespace, e.g. "net:[4026531840]"; equal
- * strings mean the same namespace.
- */
-export function currentNetns(): string {
-  return readLink(THREAD_NETNS);
-}
-
 /** The /proc/sys path of a sysctl key, refusing keys that would leave /proc/sys. */
-export function procSysPath(key: string): string {
+function procSysPath(key: string): string {
   if (key.startsWith("/") || key.split("/").some((p) => p === "" || p === "." || p === "..")) {
     // Keys are built by lib/ from names it has validated: one that leaves /proc/sys is a caller's bug.
     throw new CniError(ErrorCode.Internal, `invalid sysctl key "${key}"`);

@@ -45,7 +45,7 @@ export function versionLine(): string {
 }
 
 /** The one-line about text printed to stderr when CNI_COMMAND is unset. */
-export function aboutText(): string {
+function aboutText(): string {
   return `CNI ipoib plugin ${BUILD_INFO.version}: IP over InfiniBand child interfaces for pods; ` +
     `CNI protocol versions supported: ${SUPPORTED_VERSIONS.join(", ")}`;
 }

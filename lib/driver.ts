@@ -1,6 +1,9 @@
 /**
- * The link driver: the one kernel step that is specific to IPoIB (checking the master and sending the
- * create request) behind a small interface, so the same verbs run on a stand-in child kind in tests.
+ * The link driver: what is specific to one child link kind behind a small interface, so the same verbs
+ * run on IPoIB (lib/ipoib.ts) and on a stand-in child kind in tests (tests/standin/driver.ts). ADD asks it
+ * to check the master and derive the child's settings (`inspectMaster`) and to create the child
+ * (`createChild`); DEL asks it to recognise an unmarked child (`isChildOf`); CHECK asks it whether the
+ * pod's link still is the child the config describes (`childProblem`).
  * @module
  */
 

@@ -69,7 +69,7 @@ function parseIpv6Groups(s: string): number[] | null {
 }
 
 /** RFC 5952 text: lower case, no leading zeros, the longest run (2+) of zero groups as "::". */
-export function formatIpv6(g: number[]): string {
+function formatIpv6(g: number[]): string {
   if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
     const a = g[6]!, b = g[7]!;
     return `::ffff:${a >> 8}.${a & 255}.${b >> 8}.${b & 255}`;
@@ -167,20 +167,4 @@ export function isIp(s: string): 4 | 6 | 0 {
 export function parseCidr(s: string): { family: 4 | 6; ip: string; prefix: number } | null {
   const c = cidrBytes(s);
   return c === null ? null : { family: c.family, ip: formatIpBytes(c), prefix: c.prefix };
-}
-
-/** The canonical spelling of an IP address, or null when `s` is not one. */
-export function canonicalIp(s: string): string | null {
-  return parseIp(s)?.ip ?? null;
-}
-
-/** The canonical spelling of "address/prefix", or null when `s` is not one. */
-export function canonicalCidr(s: string): string | null {
-  const c = cidrBytes(s);
-  return c === null ? null : formatCidr(c);
-}
-
-/** 4 or 6 for an address or a prefix, 0 when it is neither. */
-export function ipFamily(s: string): 0 | 4 | 6 {
-  return parseCidr(s)?.family ?? isIp(s);
 }

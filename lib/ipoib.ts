@@ -12,7 +12,7 @@ import type { ChildSpec, LinkDriver } from "./driver.ts";
 import { CniError, ErrorCode } from "./errors.ts";
 
 /** ARPHRD_INFINIBAND from if_arp.h: the hardware type of every IPoIB interface. */
-export const ARPHRD_INFINIBAND = 32;
+const ARPHRD_INFINIBAND = 32;
 
 /** IFLA_IPOIB_PKEY of if_link.h (u16, in IFLA_INFO_DATA): the partition key. */
 export const IFLA_IPOIB_PKEY = 1;
@@ -76,12 +76,12 @@ export function ipoibLinkRequest(
 }
 
 /** True when `link` is an IPoIB interface. */
-export function isIpoib(link: LinkInfo): boolean {
+function isIpoib(link: LinkInfo): boolean {
   return link.kind === "ipoib" || link.arpType === ARPHRD_INFINIBAND;
 }
 
 /** Parses the parent's sysfs `pkey` ("0x8001") into a key without the membership bit. */
-export function parsePkey(text: string): number | null {
+function parsePkey(text: string): number | null {
   const m = text.trim().match(/^0x([0-9a-f]{1,4})$/i);
   if (!m) return null;
   const key = Number.parseInt(m[1]!, 16) & 0x7fff;
@@ -89,7 +89,7 @@ export function parsePkey(text: string): number | null {
 }
 
 /** Parses the parent's sysfs `mode` ("datagram" or "connected") into IFLA_IPOIB_MODE's value. */
-export function parseMode(text: string): 0 | 1 | null {
+function parseMode(text: string): 0 | 1 | null {
   const mode = text.trim();
   return mode === "datagram" ? 0 : mode === "connected" ? 1 : null;
 }

@@ -35,7 +35,7 @@ export interface MarkFields {
 }
 
 /** One field as the mark holds it: the value itself when short and plain, else `#` and its hash. */
-export async function encodeMarkField(value: string, limit: number): Promise<string> {
+async function encodeMarkField(value: string, limit: number): Promise<string> {
   if (value.length <= limit && LITERAL.test(value)) return value;
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value));
   return "#" + Array.from(new Uint8Array(digest, 0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -68,9 +68,4 @@ export function parseMark(alias: string | null): MarkFields | null {
     return null;
   }
   return { network, containerId, ifname };
-}
-
-/** True when `alias` is a mark of this plugin's format, whatever attachment it names. */
-export function isMark(alias: string | null): boolean {
-  return parseMark(alias) !== null;
 }

@@ -10,8 +10,6 @@ import { CniError, ErrorCode } from "./errors.ts";
 import { compareVersions, isSupportedVersion, SUPPORTED_VERSIONS } from "./version.ts";
 import { isIp, parseCidr, parseIp } from "./ip.ts";
 
-export { isIp, parseCidr, parseIp };
-
 /** An interface created by the attachment (CNI 1.1.0 "interfaces" entry). */
 export interface ResultInterface {
   name: string;
@@ -338,31 +336,6 @@ export function parseResult(json: unknown, label = "IPAM result"): Result {
     }
   }
   return legacy ? parseLegacy(label, f) : parseCurrent(label, f);
-}
-
-/**
- * Parses the text an IPAM plugin printed (or any result JSON) and converts it with {@link parseResult}.
- * @throws CniError code 6 when the text is empty or not JSON (the message quotes its start), or as
- *   {@link parseResult} does
- */
-export function resultFromJson(text: string, label = "IPAM result"): Result {
-  const trimmed = text.trim();
-  if (trimmed === "") {
-    throw new CniError(ErrorCode.DecodingFailure, `${label}: empty output, expected a JSON object`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(trimmed);
-  } catch (e) {
-    const excerpt = show(trimmed.length > 60 ? `${trimmed.slice(0, 60)}...` : trimmed);
-    throw new CniError(
-      ErrorCode.DecodingFailure,
-      `${label}: not valid JSON: ${excerpt}`,
-      e instanceof Error ? e.message : String(e),
-      { cause: e },
-    );
-  }
-  return parseResult(json, label);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 /**
  * Stages one entry point for `deno compile`: copies exactly the local modules of its module graph, plus
  * deno.json and deno.lock, into a fresh directory, and writes the stamped version into the staged
- * `lib/build_info.json` (a JSON module, rewritten whole rather than edited). The tracked file is never touched, and compile cannot embed anything (tests, the
- * npm-installed Deno under .tools/) that the entry does not import.
+ * `lib/build_info.json` (a JSON module, rewritten whole rather than edited). The tracked file is never
+ * touched, and compile cannot embed anything (tests, the npm-installed Deno under .tools/) that the entry
+ * does not import.
  *
  * Usage: `deno run --allow-read --allow-write=<out> --allow-run=<deno> packaging/stage.ts --out=DIR
  * --entry=FILE [--version=V] [--commit=C] [--date=D]`; an empty value keeps the source default.
@@ -47,8 +48,8 @@ interface InfoModule {
 
 /**
  * Lists the local files (relative to `root`) in the module graph of `entry`, as `deno info` resolves it with
- * the project's import map. Throws on unresolved modules, files outside `root`, or files under tests/, .tools/,
- * build/ or bench/.
+ * the project's import map. Throws on unresolved modules, files outside `root`, or files under one of
+ * {@link FORBIDDEN_PREFIXES} (tests/, .tools/, build/, bench/, demo/, support/).
  */
 export async function localModules(root: string, entry: string): Promise<string[]> {
   const out = await new Deno.Command(Deno.execPath(), {

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { Netns } from "../ffi/netns.ts";
+
 /** Runs a command synchronously; returns stdout, throws with stderr on failure. */
 export function run(cmd: string, ...args: string[]): string {
   const out = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).outputSync();
@@ -143,6 +145,16 @@ export class TestMaster implements AsyncDisposable {
  */
 export function vethPair(name: string, peer: string, ns?: string): void {
   run("ip", ...(ns ? ["-n", ns] : []), "link", "add", name, "type", "veth", "peer", "name", peer);
+}
+
+/**
+ * The calling thread's network namespace as the kernel names it, e.g. "net:[4026531840]": equal strings
+ * mean the same namespace. Read through the plugin's Netns handle (libc), since Deno refuses /proc
+ * without --allow-all; /proc/thread-self, since the JS thread is not the main thread under `deno test`.
+ */
+export function threadNetns(): string {
+  using ns = Netns.open("/proc/thread-self/ns/net");
+  return `net:[${ns.id().ino}]`;
 }
 
 /** A named network namespace (/run/netns/NAME) with loopback up; removed on dispose (sync or async). */

@@ -8,9 +8,9 @@
  * libcni cache entry; after the suite, no containerd, shim or container process.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { exists } from "../helpers/fs.ts";
-import { suffix } from "../helpers/net.ts";
-import { ROOT } from "../helpers/run.ts";
+import { exists } from "../../support/fs.ts";
+import { suffix } from "../../support/net.ts";
+import { ROOT } from "../../support/run.ts";
 import { filesUnder, type Invocation, type Json, PluginDir, Stage, TempDir } from "./fixtures.ts";
 import { Containerd, POD_IMAGE, type PodMeta, processesNaming } from "./containerd.ts";
 

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { sh } from "../helpers/net.ts";
+import { sh } from "../../support/net.ts";
 import { goBuild, type Json, type PluginDir, type TempDir } from "./fixtures.ts";
 
 /** The pod image, as `ctr images import` names it from the archive's RepoTags. */

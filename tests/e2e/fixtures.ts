@@ -6,14 +6,12 @@
  * @module
  */
 
-import { pluginCommand, ROOT } from "../helpers/run.ts";
-import { sh, shQuiet, TestLeases, TestMaster, TestNetns } from "../helpers/net.ts";
+import { ROOT } from "../../support/run.ts";
+import { sh, shQuiet, TestLeases, TestMaster, TestNetns } from "../../support/net.ts";
+import { GO_CNI, STANDIN } from "../../support/fixture.ts";
 
 /** A JSON object. */
 export type Json = Record<string, unknown>;
-
-/** Debian's Go reference plugins (host-local, tuning, ...). */
-export const GO_CNI = "/usr/lib/cni";
 
 /** Where Debian installs Go library sources (golang-*-dev packages). */
 export const DEBIAN_GOPATH = "/usr/share/gocode";
@@ -185,7 +183,7 @@ export class PluginDir {
   static async create(tmp: TempDir): Promise<PluginDir> {
     const p = new PluginDir(await tmp.sub("plugins"), await tmp.sub("recordings"));
     const targets: Record<string, string[]> = {
-      ipoib: pluginCommand("tests/standin/main.ts"),
+      ipoib: STANDIN,
       "host-local": [`${GO_CNI}/host-local`],
       tuning: [`${GO_CNI}/tuning`],
       loopback: [`${GO_CNI}/loopback`],

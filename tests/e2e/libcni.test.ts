@@ -6,8 +6,8 @@
  * with CNI 1.1.0 in libcni 1.2): those are invoked directly, as a CNI 1.1.0 runtime would.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { exists } from "../helpers/fs.ts";
-import { addresses, routes, sh, suffix, TestNetns } from "../helpers/net.ts";
+import { exists } from "../../support/fs.ts";
+import { addresses, routes, sh, suffix, TestNetns } from "../../support/net.ts";
 import { type ConflistOptions, filesUnder, type Json, PluginDir, Stage, TempDir } from "./fixtures.ts";
 import { type Attachment, Cnictl } from "./libcni.ts";
 

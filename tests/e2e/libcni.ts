@@ -4,7 +4,7 @@
  * @module
  */
 
-import { sh } from "../helpers/net.ts";
+import { sh } from "../../support/net.ts";
 import { DEBIAN_GOPATH, goBuild, type Json, type PluginDir } from "./fixtures.ts";
 
 const LIBCNI = `${DEBIAN_GOPATH}/src/github.com/containernetworking/cni`;

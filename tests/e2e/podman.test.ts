@@ -5,8 +5,8 @@
  * leaves no link, lease or namespace behind.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { sh } from "../helpers/net.ts";
-import { exists } from "../helpers/fs.ts";
+import { sh } from "../../support/net.ts";
+import { exists } from "../../support/fs.ts";
 import { filesUnder, type Invocation, type Json, PluginDir, Stage, TempDir } from "./fixtures.ts";
 import { BUSYBOX_IMAGE, Podman } from "./podman.ts";
 

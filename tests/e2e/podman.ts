@@ -6,7 +6,7 @@
  * @module
  */
 
-import { sh, shQuiet } from "../helpers/net.ts";
+import { sh, shQuiet } from "../../support/net.ts";
 import type { Json, PluginDir, TempDir } from "./fixtures.ts";
 
 /** The locally built image every container runs. */

@@ -6,22 +6,12 @@
  * stand-in driver, several trials at once (each its own attachment) to keep the run short.
  */
 import { assert, assertEquals } from "@std/assert";
-import { type PluginRun, runPlugin, startPlugin } from "../helpers/run.ts";
-import { addresses } from "../helpers/net.ts";
-import { exists } from "../helpers/fs.ts";
-import { LOCK_DIR, lockFileName } from "../../ffi/lock.ts";
-import {
-  assertIpamGroupGone,
-  cniEnv,
-  FAULTY,
-  type Fixture,
-  hostLocal,
-  type Json,
-  netConf,
-  podLinks,
-  waitForFile,
-  withFixture,
-} from "./harness.ts";
+import { type PluginRun, runPlugin, startPlugin } from "../../support/run.ts";
+import { addresses } from "../../support/net.ts";
+import { exists } from "../../support/fs.ts";
+import { LOCK_DIR, lockFileName } from "../../support/locks.ts";
+import { assertIpamGroupGone, FAULTY, type Fixture, netConf, waitForFile, withFixture } from "./harness.ts";
+import { cniEnv, hostLocal, type Json, podLinks } from "../../support/fixture.ts";
 
 const KILL_POINTS = 100;
 const KILL_SPREAD_MS = 600;
@@ -94,7 +84,7 @@ function expectSuccess(r: PluginRun, what: string): void {
 Deno.test(`ADD killed at ${KILL_POINTS} points during a slow IPAM run, then DEL: no lease, no process left`, async () => {
   await withFixture(async (f) => {
     await f.ipams.addScript("slow-ipam", SLOW_IPAM);
-    const c = JSON.stringify(netConf(f, hostLocal(f, "10.124.16.0/24", {}, "slow-ipam")));
+    const c = JSON.stringify(netConf(f, hostLocal(f, "10.124.16.0/24", { type: "slow-ipam" })));
     const killedDuringIpam: number[] = [];
     await inParallel(KILL_POINTS, async (n) => {
       const id = `lock-${n}-${f.pod.name}`;
@@ -125,7 +115,7 @@ Deno.test(`ADD killed at ${KILL_POINTS} points during a slow IPAM run, then DEL:
 Deno.test(`ADD and DEL of one attachment started together, ${PAIRS} times: all or nothing, then nothing`, async () => {
   await withFixture(async (f) => {
     await f.ipams.addScript("slow-ipam", SLOW_IPAM);
-    const c = JSON.stringify(netConf(f, hostLocal(f, "10.124.17.0/24", {}, "slow-ipam")));
+    const c = JSON.stringify(netConf(f, hostLocal(f, "10.124.17.0/24", { type: "slow-ipam" })));
     await inParallel(PAIRS, async (n) => {
       const id = `lock-${n}-${f.pod.name}`;
       const add = startPlugin(FAULTY, attachmentEnv(f, "ADD", n), c);
@@ -157,7 +147,7 @@ Deno.test(`ADD and DEL of one attachment started together, ${PAIRS} times: all o
 Deno.test("DEL after an ADD killed while its IPAM plugin hangs: the orphan is killed after ipamTimeout, the lease released", async () => {
   await withFixture(async (f) => {
     await f.ipams.add("paused-ipam", "pause-after-alloc"); // allocates, then waits a minute
-    const c = netConf(f, hostLocal(f, "10.124.18.0/24", {}, "paused-ipam"), { ipamTimeout: 1 });
+    const c = netConf(f, hostLocal(f, "10.124.18.0/24", { type: "paused-ipam" }), { ipamTimeout: 1 });
     const add = startPlugin(FAULTY, cniEnv(f, "ADD", { FAULT_DIR: f.scratch }), JSON.stringify(c));
     await waitForFile(`${f.scratch}/paused`);
     add.kill();

@@ -6,8 +6,7 @@
  * @module
  */
 
-/** Where Debian's Go reference plugins are. */
-export const GO_CNI = "/usr/lib/cni";
+import { GO_CNI } from "../../support/fixture.ts";
 
 /** How a fake IPAM plugin misbehaves on ADD. */
 export type IpamFault =

@@ -7,26 +7,29 @@
  * taken and CNI_NETNS a regular file; they are not repeated here.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { runPlugin, startPlugin } from "../helpers/run.ts";
-import { sh } from "../helpers/net.ts";
+import { runPlugin, startPlugin } from "../../support/run.ts";
+import { sh } from "../../support/net.ts";
 import {
   assertAddFailsCleanly,
   assertCniError,
   assertDelSucceeds,
   assertIpamGroupGone,
-  assertNothingLeft,
-  cniEnv,
   FAULTY,
-  hostLeftovers,
-  hostLocal,
-  type Json,
   netConf,
-  podLinks,
   TEMP_NAME,
   waitForFile,
   withFixture,
 } from "./harness.ts";
-import { GO_CNI, type IpamFault } from "./fake_ipam.ts";
+import {
+  assertNothingLeft,
+  cniEnv,
+  GO_CNI,
+  hostLeftovers,
+  hostLocal,
+  type Json,
+  podLinks,
+} from "../../support/fixture.ts";
+import type { IpamFault } from "./fake_ipam.ts";
 import { temporaryName } from "../../lib/temporary_name.ts";
 
 const IPAM_FAILURE = 101;
@@ -157,7 +160,7 @@ for (const [when, at] of [["before the move", "moveToNetns:1"], ["after the move
 Deno.test("CNI_NETNS deleted while IPAM runs: code 8, the lease is released", async () => {
   await withFixture(async (f) => {
     const pidFile = await f.ipams.add("paused-ipam", "pause-after-alloc");
-    const c = netConf(f, hostLocal(f, "10.120.4.0/24", {}, "paused-ipam"));
+    const c = netConf(f, hostLocal(f, "10.120.4.0/24", { type: "paused-ipam" }));
     const run = startPlugin(FAULTY, cniEnv(f, "ADD", { FAULT_DIR: f.scratch }), JSON.stringify(c));
     await waitForFile(`${f.scratch}/paused`);
     assertEquals(f.leases.leases().length, 1);
@@ -173,7 +176,7 @@ Deno.test("CNI_NETNS deleted while IPAM runs: code 8, the lease is released", as
 Deno.test("IPAM plugin not executable: code 101 naming the file; DEL succeeds (it cannot hold a lease)", async () => {
   await withFixture(async (f) => {
     await f.ipams.add("noexec-ipam", "exit-3", 0o644);
-    const c = netConf(f, hostLocal(f, "10.120.5.0/24", {}, "noexec-ipam"));
+    const c = netConf(f, hostLocal(f, "10.120.5.0/24", { type: "noexec-ipam" }));
     await assertAddFailsCleanly(
       f,
       c,
@@ -199,7 +202,7 @@ for (const [fault, msg, details] of IPAM_FAULTS) {
     await withFixture(async (f) => {
       const pidFile = await f.ipams.add(`ipam-${fault}`, fault);
       // ipamTimeout: the documented limit; 1 s keeps the hanging cases short.
-      const c = netConf(f, hostLocal(f, "10.120.6.0/24", {}, `ipam-${fault}`), { ipamTimeout: 1 });
+      const c = netConf(f, hostLocal(f, "10.120.6.0/24", { type: `ipam-${fault}` }), { ipamTimeout: 1 });
       const e = await assertAddFailsCleanly(f, c, IPAM_FAILURE, msg);
       if (details) assertMatch(e.details as string, details);
       await assertIpamGroupGone(pidFile);
@@ -277,7 +280,10 @@ for (const { at, where, left } of KILL_POINTS) {
     await withFixture(async (f) => {
       const pidFile = await f.ipams.add("paused-ipam", "pause-after-alloc");
       const ipamType = at === "ipam" ? "paused-ipam" : "host-local";
-      const c = netConf(f, hostLocal(f, "10.120.9.0/24", { routes: [{ dst: "10.97.0.0/16" }] }, ipamType));
+      const c = netConf(
+        f,
+        hostLocal(f, "10.120.9.0/24", { type: ipamType, routes: [{ dst: "10.97.0.0/16" }] }),
+      );
       const fault: Record<string, string> = at === "ipam" ? {} : { FAULT_AT: at, FAULT_ACTION: "pause" };
       const run = startPlugin(
         FAULTY,

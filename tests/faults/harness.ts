@@ -6,11 +6,17 @@
  */
 
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { pluginCommand, type PluginRun, runPlugin } from "../helpers/run.ts";
-import { links, TestLeases, TestMaster, TestNetns } from "../helpers/net.ts";
-import { FakeIpamDir, GO_CNI } from "./fake_ipam.ts";
-import { exists } from "../helpers/fs.ts";
-import { temporaryName } from "../../lib/temporary_name.ts";
+import { pluginCommand, type PluginRun, runPlugin } from "../../support/run.ts";
+import {
+  assertNothingLeft,
+  cniEnv,
+  GO_CNI,
+  type Json,
+  type StandinFixture,
+  withStandinFixture,
+} from "../../support/fixture.ts";
+import { FakeIpamDir } from "./fake_ipam.ts";
+import { exists } from "../../support/fs.ts";
 
 /** The stand-in plugin with tests/faults/inject.ts, run with the production flags. */
 export const FAULTY = pluginCommand("tests/faults/plugin.ts");
@@ -18,83 +24,25 @@ export const FAULTY = pluginCommand("tests/faults/plugin.ts");
 /** A temporary link name as lib/temporary_name.ts makes them. */
 export const TEMP_NAME = /^ipo[0-9a-f]{12}$/;
 
-/** A configuration object. */
-export type Json = Record<string, unknown>;
-
-/** One test's world; everything in it is removed afterwards. */
-export interface Fixture {
-  master: TestMaster;
-  pod: TestNetns;
-  leases: TestLeases;
+/** The stand-in fixture with a directory of fake IPAM plugins, searched before the Go plugins. */
+export interface Fixture extends StandinFixture {
   ipams: FakeIpamDir;
-  /** A directory for pause markers and other scratch files. */
-  scratch: string;
+  /** CNI_PATH of every run: the fakes first, then the Go plugins. */
+  cniPath: string;
 }
 
 /** Runs `body` with a fresh fixture, checks nothing is left, and always removes the fixture. */
 export async function withFixture(body: (f: Fixture) => Promise<void>): Promise<void> {
-  await using master = await TestMaster.create();
-  await using pod = await TestNetns.create("tflt");
-  await using leases = await TestLeases.create();
   await using ipams = await FakeIpamDir.create();
-  const scratch = await Deno.makeTempDir({ prefix: "ipoib-fault-" });
-  try {
-    const f = { master, pod, leases, ipams, scratch };
-    await body(f);
-    await assertNothingLeft(f);
-  } finally {
-    await Deno.remove(scratch, { recursive: true }).catch(() => {});
-  }
-}
-
-/** The CNI_* environment of an invocation in `f`; CNI_PATH searches the fakes first, then the Go plugins. */
-export function cniEnv(
-  f: Fixture,
-  command: string,
-  extra: Record<string, string> = {},
-): Record<string, string> {
-  return {
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: `ctr-${f.pod.name}`,
-    CNI_NETNS: f.pod.path,
-    CNI_IFNAME: "ib1",
-    CNI_PATH: `${f.ipams.dir}:${GO_CNI}`,
-    ...extra,
-  };
+  await withStandinFixture(
+    { prefix: "tflt", scratch: "ipoib-fault-" },
+    (f) => body({ ...f, ipams, cniPath: `${ipams.dir}:${GO_CNI}` }),
+  );
 }
 
 /** A network configuration on the fixture's master. */
 export function netConf(f: Fixture, ipam: Json, extra: Json = {}): Json {
   return { cniVersion: "1.0.0", name: "faultnet", type: "ipoib", master: f.master.name, ipam, ...extra };
-}
-
-/** IPAM config for host-local (or a fake that wraps it) with the fixture's data dir. */
-export function hostLocal(f: Fixture, subnet: string, extra: Json = {}, type = "host-local"): Json {
-  return { type, dataDir: f.leases.dir, ranges: [[{ subnet }]], ...extra };
-}
-
-/** Links in the pod other than loopback; none when the namespace was removed (its links went with it). */
-export async function podLinks(f: Fixture): Promise<string[]> {
-  if (!exists(f.pod.path)) return [];
-  return (await f.pod.links()).map((l) => l.ifname);
-}
-
-/**
- * Host links a plugin run in `f` could have left: children of the master, and the attachment's temporary
- * name (found even when the master is gone). Other temporary names belong to other tests on this machine.
- */
-export async function hostLeftovers(f: Fixture): Promise<string[]> {
-  const children = (await f.master.children()).map((l) => l.ifname);
-  const temp = await temporaryName(`ctr-${f.pod.name}`, "ib1");
-  const mine = (await links()).map((l) => l.ifname).filter((n) => n === temp);
-  return [...new Set([...children, ...mine])];
-}
-
-/** No child link in the host or the pod, no host-local lease. */
-export async function assertNothingLeft(f: Fixture): Promise<void> {
-  assertEquals(await hostLeftovers(f), [], "link left in the host");
-  assertEquals(await podLinks(f), [], "link left in the pod namespace");
-  assertEquals(f.leases.leases(), [], "host-local lease left");
 }
 
 /** Asserts a failed run: exit 1, one CNI error object with `code` and a `msg` matching, no stack trace. */

@@ -11,7 +11,7 @@
  */
 
 import { Netlink, NetlinkError } from "../../ffi/netlink.ts";
-import { exists } from "../helpers/fs.ts";
+import { exists } from "../../support/fs.ts";
 
 /** The kernel steps of ADD that can be made to fail or pause. */
 export const STEPS = ["createLink", "moveToNetns", "setLink", "addAddress", "addRoute"] as const;

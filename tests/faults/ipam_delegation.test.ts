@@ -5,20 +5,17 @@
  * is bounded, and the time limit kills every process the IPAM plugin started, wherever it went.
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
-import { runPlugin } from "../helpers/run.ts";
-import { exists } from "../helpers/fs.ts";
+import { runPlugin } from "../../support/run.ts";
+import { exists } from "../../support/fs.ts";
 import {
   assertAddFailsCleanly,
   assertCniError,
   assertDelSucceeds,
-  assertNothingLeft,
-  cniEnv,
   FAULTY,
-  hostLocal,
-  type Json,
   netConf,
   withFixture,
 } from "./harness.ts";
+import { assertNothingLeft, cniEnv, hostLocal, type Json } from "../../support/fixture.ts";
 
 const IPAM_FAILURE = 101;
 
@@ -51,7 +48,7 @@ Deno.test("the IPAM plugin's stderr is passed on to the plugin's stderr on ADD, 
       "chatty-ipam",
       'echo "chatty-ipam says hello on $CNI_COMMAND" >&2\nexec $GO_CNI/host-local',
     );
-    const c = netConf(f, hostLocal(f, "10.124.0.0/24", {}, "chatty-ipam"));
+    const c = netConf(f, hostLocal(f, "10.124.0.0/24", { type: "chatty-ipam" }));
     const add = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
     assertEquals(add.code, 0, add.stdout + add.stderr);
     assertStringIncludes(add.stderr, "chatty-ipam says hello on ADD\n");
@@ -114,7 +111,7 @@ Deno.test("an IPAM DEL that exits 0 succeeded whatever it printed on stdout", as
       `if [ "$CNI_COMMAND" = DEL ]; then $GO_CNI/host-local || exit; echo released; exit 0; fi
 exec $GO_CNI/host-local`,
     );
-    const c = netConf(f, hostLocal(f, "10.124.2.0/24", {}, "wordy-ipam"));
+    const c = netConf(f, hostLocal(f, "10.124.2.0/24", { type: "wordy-ipam" }));
     const add = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
     assertEquals(add.code, 0, add.stdout + add.stderr);
     assertEquals(f.leases.leases().length, 1);
@@ -131,7 +128,7 @@ Deno.test("540 MB on the IPAM plugin's stderr: ADD succeeds, its start and end p
       "loud-ipam",
       "head -c 540000000 /dev/zero | tr '\\0' e >&2\necho ' loud-ipam: the last line' >&2\nexec $GO_CNI/host-local",
     );
-    const c = netConf(f, hostLocal(f, "10.124.3.0/24", {}, "loud-ipam"));
+    const c = netConf(f, hostLocal(f, "10.124.3.0/24", { type: "loud-ipam" }));
     const add = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
     assertEquals(add.code, 0, add.stdout + add.stderr.slice(-500));
     assert(add.stderr.length < 70 * 1024, `stderr of ${add.stderr.length} bytes`);
@@ -155,7 +152,7 @@ i=0; while [ $i -lt 2000 ]; do echo "progress line $i: looking at the address ra
 echo "FATAL: no usable address range for 10.124.6.0/24" >&2
 exit 3`,
     );
-    const c = netConf(f, hostLocal(f, "10.124.6.0/24", {}, "chatty-fail-ipam"));
+    const c = netConf(f, hostLocal(f, "10.124.6.0/24", { type: "chatty-fail-ipam" }));
     const r = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
     const e = assertCniError(r, IPAM_FAILURE, /^IPAM plugin "chatty-fail-ipam" ADD exited with code 3$/);
     assertMatch(e.details as string, /FATAL: no usable address range for 10\.124\.6\.0\/24$/);
@@ -180,7 +177,7 @@ Deno.test("540 MB on the IPAM plugin's stdout: code 101 saying so, lease release
 $GO_CNI/host-local > /dev/null || exit
 head -c 540000000 /dev/zero | tr '\\0' '{'`,
     );
-    const c = netConf(f, hostLocal(f, "10.124.4.0/24", {}, "flood-ipam"));
+    const c = netConf(f, hostLocal(f, "10.124.4.0/24", { type: "flood-ipam" }));
     const e = await assertAddFailsCleanly(
       f,
       c,
@@ -203,7 +200,7 @@ setsid sh -c 'echo $$ > "$FAULT_DIR/escaped.tmp"; mv "$FAULT_DIR/escaped.tmp" "$
 while [ ! -e "$FAULT_DIR/escaped" ]; do sleep 0.01; done
 exec sleep 600`,
       );
-      const c = netConf(f, hostLocal(f, "10.124.5.0/24", {}, "escaping-ipam"), { ipamTimeout: 1 });
+      const c = netConf(f, hostLocal(f, "10.124.5.0/24", { type: "escaping-ipam" }), { ipamTimeout: 1 });
       try {
         await assertAddFailsCleanly(
           f,

@@ -5,21 +5,18 @@
  * errors go to stderr only.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { runPlugin, startPlugin } from "../helpers/run.ts";
-import { sh } from "../helpers/net.ts";
+import { runPlugin, startPlugin } from "../../support/run.ts";
+import { sh } from "../../support/net.ts";
 import {
   assertCniError,
   assertDelSucceeds,
-  assertNothingLeft,
-  cniEnv,
   FAULTY,
   type Fixture,
-  hostLocal,
-  type Json,
   netConf,
   waitForFile,
   withFixture,
 } from "./harness.ts";
+import { assertNothingLeft, cniEnv, hostLocal, type Json } from "../../support/fixture.ts";
 
 /** The lines of a log file written by runs in `f`, each checked to carry the run's identity. */
 async function logLines(f: Fixture, path: string, verb: string): Promise<string[]> {
@@ -107,7 +104,7 @@ Deno.test("an error caused by another is logged with the whole cause chain", asy
   await withFixture(async (f) => {
     const logFile = `${f.scratch}/ipoib.log`;
     await f.ipams.add("paused-ipam", "pause-after-alloc");
-    const c = netConf(f, hostLocal(f, "10.122.5.0/24", {}, "paused-ipam"), { logFile });
+    const c = netConf(f, hostLocal(f, "10.122.5.0/24", { type: "paused-ipam" }), { logFile });
     const run = startPlugin(FAULTY, cniEnv(f, "ADD", { FAULT_DIR: f.scratch }), JSON.stringify(c));
     await waitForFile(`${f.scratch}/paused`);
     await sh("ip", "netns", "del", f.pod.name);
@@ -126,7 +123,10 @@ Deno.test("logLevel info on a failure shows the cleanup steps; debug adds the co
   await withFixture(async (f) => {
     const logFile = `${f.scratch}/ipoib.log`;
     await f.ipams.add("crashing-ipam", "crash-after-alloc");
-    const c = netConf(f, hostLocal(f, "10.122.2.0/24", {}, "crashing-ipam"), { logFile, logLevel: "debug" });
+    const c = netConf(f, hostLocal(f, "10.122.2.0/24", { type: "crashing-ipam" }), {
+      logFile,
+      logLevel: "debug",
+    });
     const r = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
     assertCniError(r, 101, /exited with code 2$/);
     const lines = await logLines(f, logFile, "ADD");

@@ -4,23 +4,13 @@
  * be absent and no link or lease exist. A trace of execve shows no shell is ever involved.
  */
 import { assert, assertEquals } from "@std/assert";
-import { runPlugin } from "../helpers/run.ts";
-import { sh } from "../helpers/net.ts";
+import { runPlugin } from "../../support/run.ts";
+import { sh } from "../../support/net.ts";
 import { MAX_STDIN_BYTES } from "../../lib/stdin.ts";
-import {
-  assertCniError,
-  assertDelSucceeds,
-  assertNothingLeft,
-  cniEnv,
-  FAULTY,
-  type Fixture,
-  hostLocal,
-  type Json,
-  netConf,
-  withFixture,
-} from "./harness.ts";
-import { exists } from "../helpers/fs.ts";
-import { GO_CNI } from "./fake_ipam.ts";
+import { assertCniError, assertDelSucceeds, FAULTY, type Fixture, netConf, withFixture } from "./harness.ts";
+import { assertNothingLeft, cniEnv, hostLocal, type Json } from "../../support/fixture.ts";
+import { exists } from "../../support/fs.ts";
+import { GO_CNI } from "../../support/fixture.ts";
 
 /** A canary plugin named `name` in `dir`: if anything ever runs it, `marker` appears. */
 async function plantCanary(dir: string, name: string, marker: string): Promise<void> {
@@ -47,7 +37,7 @@ async function assertRefusedUntouched(
 
 /** A config whose IPAM plugin is the canary `type`, found through CNI_PATH in `f.scratch/bin`. */
 function canaryConf(f: Fixture, type: string): Json {
-  return netConf(f, hostLocal(f, "10.121.0.0/24", {}, type));
+  return netConf(f, hostLocal(f, "10.121.0.0/24", { type }));
 }
 
 Deno.test("an IPAM type that is a path, or holds '..' or shell syntax, is refused: nothing executed", async () => {

@@ -6,10 +6,11 @@
  * no link and no lease may be left. FUZZ_SEED reproduces a run; a failure names its case index.
  */
 import { assert, assertEquals } from "@std/assert";
-import { PLUGIN_FLAGS, pluginCommand, ROOT, runPlugin, startPlugin } from "../helpers/run.ts";
-import { sh, TestLeases, TestMaster, TestNetns } from "../helpers/net.ts";
+import { PLUGIN_FLAGS, ROOT, runPlugin, startPlugin } from "../../support/run.ts";
+import { sh, TestLeases, TestMaster, TestNetns } from "../../support/net.ts";
 import { caseSeed, type FuzzFixture, generateCase } from "./gen.ts";
 import { errorCode, outcomeProblems } from "./check.ts";
+import { STANDIN } from "../../support/fixture.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? "20240611");
 const CASES = Number(Deno.env.get("FUZZ_CASES") ?? "10000");
@@ -19,7 +20,6 @@ const RUNNERS = 2;
 const RUNNER_LIMIT_MS = 20 * 60_000;
 /** No single plugin process may take longer (a hang guard, not a performance bound). */
 const PROCESS_LIMIT_MS = 60_000;
-const STANDIN = pluginCommand("tests/standin/main.ts");
 
 /** A pod namespace for one worker: DAD off, so IPv6 cases do not wait a second each. */
 async function fuzzPod(): Promise<TestNetns> {

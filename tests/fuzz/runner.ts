@@ -11,9 +11,9 @@
  */
 
 import { runPlugin } from "../../lib/cli.ts";
-import { currentNetns } from "../../ffi/netns.ts";
 import { type FuzzFixture, generateCase } from "./gen.ts";
 import { errorCode, type Outcome, outcomeProblems } from "./check.ts";
+import { threadNetns } from "../../support/net.ts";
 
 /** A case taking longer than this is reported: no input may make the plugin hang. */
 const CASE_LIMIT_MS = 30_000;
@@ -88,7 +88,7 @@ const fx = JSON.parse(fixtureJson!) as FuzzFixture;
 const seed = Number(seedArg);
 const from = Number(fromArg);
 const to = Number(toArg);
-const hostNetns = currentNetns();
+const hostNetns = threadNetns();
 /** FUZZ_SHOW="error 100": also print every case with that outcome (for investigating, not in CI). */
 const show = Deno.env.get("FUZZ_SHOW");
 const byKind: Record<string, number> = {};
@@ -134,7 +134,7 @@ for (let i = from; i < to; i++) {
   await new Promise((r) => setTimeout(r, 0));
   found.push(...uncaught.splice(0));
   inCase = false;
-  if (currentNetns() !== hostNetns) found.push("the thread was left in another network namespace");
+  if (threadNetns() !== hostNetns) found.push("the thread was left in another network namespace");
   if (found.length > 0) {
     problems++;
     const env = Object.fromEntries(Object.entries(c.env).map(([k, v]) => [k, v.slice(0, 200)]));

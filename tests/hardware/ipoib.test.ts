@@ -3,8 +3,9 @@
  * Without it every test here is reported as ignored, never as passed: this machine has no InfiniBand.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { pluginCommand, runPlugin } from "../helpers/run.ts";
-import { addresses, links, sh, TestLeases, TestNetns } from "../helpers/net.ts";
+import { pluginCommand, runPlugin } from "../../support/run.ts";
+import { addresses, links, sh, TestLeases, TestNetns } from "../../support/net.ts";
+import { cniEnv } from "../../support/fixture.ts";
 
 const MASTER = Deno.env.get("IPOIB_TEST_MASTER") ?? "";
 const ignore = MASTER === "";
@@ -51,13 +52,7 @@ function conf(leases: TestLeases, version: string, extra: Json = {}): Json {
 }
 
 function env(pod: TestNetns, command: string): Record<string, string> {
-  return {
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: `hw-${pod.name}`,
-    CNI_NETNS: pod.path,
-    CNI_IFNAME: "ib1",
-    CNI_PATH: "/usr/lib/cni",
-  };
+  return cniEnv({ pod, containerId: `hw-${pod.name}` }, command);
 }
 
 for (const version of ["0.3.1", "0.4.0", "1.0.0", "1.1.0"]) {

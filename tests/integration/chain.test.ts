@@ -6,39 +6,23 @@
  * and removes; observed with iproute2.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { pluginCommand, runPlugin } from "../helpers/run.ts";
-import { addresses, routes, sh, shQuiet, suffix, TestLeases, TestMaster, TestNetns } from "../helpers/net.ts";
+import { runPlugin } from "../../support/run.ts";
+import {
+  cniEnv,
+  GO_CNI,
+  hostLocal,
+  type Json,
+  STANDIN,
+  type StandinFixture,
+  withStandinFixture,
+} from "../../support/fixture.ts";
+import { addresses, routes, sh, shQuiet, suffix, TestNetns } from "../../support/net.ts";
 
-const standin = pluginCommand("tests/standin/main.ts");
-const GO_CNI = "/usr/lib/cni";
+type Fixture = StandinFixture;
 
-type Json = Record<string, unknown>;
-
-interface Fixture {
-  master: TestMaster;
-  pod: TestNetns;
-  leases: TestLeases;
-}
-
-async function withFixture(body: (f: Fixture) => Promise<void>): Promise<void> {
-  await using master = await TestMaster.create();
-  await using pod = await TestNetns.create("tchn");
-  await using leases = await TestLeases.create();
-  await body({ master, pod, leases });
-  assertEquals((await master.children()).map((l) => l.ifname), [], "child link left on the host");
-  assertEquals((await pod.links()).map((l) => l.ifname).filter((n) => n !== "eth0"), [], "link left in pod");
-  assertEquals(leases.leases(), [], "host-local lease left");
-}
-
-function env(f: Fixture, command: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: `ctr-${f.pod.name}`,
-    CNI_NETNS: f.pod.path,
-    CNI_IFNAME: "ib1",
-    CNI_PATH: GO_CNI,
-    ...extra,
-  };
+/** The world of a chain test: the pod's "eth0" is a primary network some tests add, removed with the pod. */
+function withFixture(body: (f: Fixture) => Promise<void>): Promise<void> {
+  return withStandinFixture({ prefix: "tchn", scratch: "ipoib-chain-", ignoreLinks: ["eth0"] }, body);
 }
 
 function conf(f: Fixture, version: string, ipam: Json, extra: Json = {}): Json {
@@ -52,12 +36,8 @@ function conf(f: Fixture, version: string, ipam: Json, extra: Json = {}): Json {
   };
 }
 
-function hostLocal(f: Fixture, subnet: string, extra: Json = {}): Json {
-  return { type: "host-local", dataDir: f.leases.dir, subnet, ...extra };
-}
-
 async function run(f: Fixture, command: string, c: Json, extraEnv: Record<string, string> = {}) {
-  return await runPlugin(standin, env(f, command, extraEnv), JSON.stringify(c));
+  return await runPlugin(STANDIN, cniEnv(f, command, extraEnv), JSON.stringify(c));
 }
 
 async function add(f: Fixture, c: Json, extraEnv: Record<string, string> = {}): Promise<Json> {
@@ -261,7 +241,7 @@ Deno.test("CHECK passes after Go tuning, chained after us, changed the MTU from 
     const tuningConf = { cniVersion: "1.0.0", name: c.name, type: "tuning", mtu: 1300 };
     const tuned = await runPlugin(
       [`${GO_CNI}/tuning`],
-      env(f, "ADD"),
+      cniEnv(f, "ADD"),
       JSON.stringify({ ...tuningConf, prevResult: ours }),
     );
     assertEquals(tuned.code, 0, `tuning ADD failed: ${tuned.stdout} ${tuned.stderr}`);
@@ -270,7 +250,7 @@ Deno.test("CHECK passes after Go tuning, chained after us, changed the MTU from 
     await assertCheckPasses(f, c, tuned.json as Json);
     const tuningCheck = await runPlugin(
       [`${GO_CNI}/tuning`],
-      env(f, "CHECK"),
+      cniEnv(f, "CHECK"),
       JSON.stringify({ ...tuningConf, prevResult: tuned.json }),
     );
     assertEquals(tuningCheck.code, 0, `tuning CHECK failed: ${tuningCheck.stdout} ${tuningCheck.stderr}`);
@@ -336,7 +316,8 @@ Deno.test("CHECK picks, among interfaces of our name, the one in our sandbox; Go
     // Go macvlan 1.1.1 on the same shape of prevResult: CHECK passes (it matches the sandbox by path text).
     // With an address of the other interface it fails ("Failed to match addr"): it looks for every
     // address of the result on its own interface.
-    const goEnv = (verb: string) => env(f, verb, { CNI_IFNAME: "go1", CNI_CONTAINERID: `go-${f.pod.name}` });
+    const goEnv = (verb: string) =>
+      cniEnv(f, verb, { CNI_IFNAME: "go1", CNI_CONTAINERID: `go-${f.pod.name}` });
     const goConf = { ...c, type: "macvlan" };
     const goAdd = await runPlugin([`${GO_CNI}/macvlan`], goEnv("ADD"), JSON.stringify(goConf));
     assertEquals(goAdd.code, 0, goAdd.stdout);
@@ -425,8 +406,8 @@ for (const confVersion of ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0",
           }]);
           if (confVersion < "0.4.0") return await del(f, c, e); // CHECK exists from 0.4.0 on
           const r = await runPlugin(
-            standin,
-            env(f, "CHECK", e),
+            STANDIN,
+            cniEnv(f, "CHECK", e),
             JSON.stringify({ ...c, prevResult: result }),
           );
           assertEquals(r.code, 0, `${where}: CHECK failed: ${r.stdout} ${r.stderr}`);
@@ -486,15 +467,15 @@ Deno.test("a 1.1.0 route of link scope without gw gets no gateway (ADD and CHECK
       const link6 = (await routes(f.pod.name, 6)).find((r) => r.dst === "fd00:92:1::/64");
       assertEquals([link6?.dev, link6?.gateway], ["ib1", undefined]);
       const check = await runPlugin(
-        standin,
-        env(f, "CHECK", e),
+        STANDIN,
+        cniEnv(f, "CHECK", e),
         JSON.stringify({ ...c, prevResult: result }),
       );
       assertEquals(check.code, 0, `CHECK failed: ${check.stdout} ${check.stderr}`);
 
       // Debian's Go macvlan with a 1.0.0 config: it knows no scope and adds both routes via the gateway.
       const goEnv = (verb: string) =>
-        env(f, verb, { ...e, CNI_IFNAME: "go1", CNI_CONTAINERID: `go-${f.pod.name}` });
+        cniEnv(f, verb, { ...e, CNI_IFNAME: "go1", CNI_CONTAINERID: `go-${f.pod.name}` });
       const goConf = { ...conf(f, "1.0.0", { type: "scope-ipam" }), type: "macvlan" };
       const go = await runPlugin([`${GO_CNI}/macvlan`], goEnv("ADD"), JSON.stringify(goConf));
       assertEquals(go.code, 0, go.stdout);

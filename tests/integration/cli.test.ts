@@ -3,7 +3,7 @@
  * None of these touch the kernel.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { pluginCommand, runPlugin } from "../helpers/run.ts";
+import { pluginCommand, runPlugin } from "../../support/run.ts";
 
 const plugin = pluginCommand("main.ts");
 const env = {

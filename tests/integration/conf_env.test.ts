@@ -5,50 +5,23 @@
  * and an `ipam.type` naming the plugin itself. Go macvlan runs side by side where behaviour is compared.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { pluginCommand, runPlugin } from "../helpers/run.ts";
-import { addresses, TestLeases, TestMaster, TestNetns } from "../helpers/net.ts";
+import { runPlugin } from "../../support/run.ts";
+import {
+  cniEnv,
+  GO_CNI,
+  hostLocal,
+  type Json,
+  STANDIN,
+  type StandinFixture,
+  withStandinFixture,
+} from "../../support/fixture.ts";
+import { addresses } from "../../support/net.ts";
 
-const standin = pluginCommand("tests/standin/main.ts");
-const GO_CNI = "/usr/lib/cni";
+type Fixture = StandinFixture;
 
-type Json = Record<string, unknown>;
-
-interface Fixture {
-  master: TestMaster;
-  pod: TestNetns;
-  leases: TestLeases;
-  scratch: string;
-}
-
-/** A fresh master, pod namespace, host-local data dir and scratch dir; checks nothing is left, then removes them. */
-async function withFixture(body: (f: Fixture) => Promise<void>, mtu = 1500): Promise<void> {
-  await using master = await TestMaster.create(mtu);
-  await using pod = await TestNetns.create("tcfg");
-  await using leases = await TestLeases.create();
-  const scratch = await Deno.makeTempDir({ prefix: "ipoib-confenv-" });
-  try {
-    await body({ master, pod, leases, scratch });
-    assertEquals((await master.children()).map((l) => l.ifname), [], "child link left on the host");
-    assertEquals((await pod.links()).map((l) => l.ifname), [], "link left in the pod namespace");
-    assertEquals(leases.leases(), [], "host-local lease left");
-  } finally {
-    await Deno.remove(scratch, { recursive: true });
-  }
-}
-
-function cniEnv(f: Fixture, command: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: `ctr-${f.pod.name}`,
-    CNI_NETNS: f.pod.path,
-    CNI_IFNAME: "ib1",
-    CNI_PATH: GO_CNI,
-    ...extra,
-  };
-}
-
-function hostLocal(f: Fixture, subnet: string): Json {
-  return { type: "host-local", dataDir: f.leases.dir, subnet };
+/** A fresh master of MTU `mtu`, pod namespace, host-local data dir and scratch dir (support/fixture.ts). */
+function withFixture(body: (f: Fixture) => Promise<void>, mtu = 1500): Promise<void> {
+  return withStandinFixture({ mtu, prefix: "tcfg", scratch: "ipoib-confenv-" }, body);
 }
 
 function conf(f: Fixture, ipam: Json, extra: Json = {}): Json {
@@ -57,7 +30,7 @@ function conf(f: Fixture, ipam: Json, extra: Json = {}): Json {
 
 /** Runs the stand-in; `stdin` is sent as given when a string, else as JSON. */
 function run(f: Fixture, verb: string, c: Json | string, extra: Record<string, string> = {}) {
-  return runPlugin(standin, cniEnv(f, verb, extra), typeof c === "string" ? c : JSON.stringify(c));
+  return runPlugin(STANDIN, cniEnv(f, verb, extra), typeof c === "string" ? c : JSON.stringify(c));
 }
 
 async function ok(f: Fixture, verb: string, c: Json | string, extra: Record<string, string> = {}) {

@@ -3,19 +3,14 @@
  * behaviour (a killed ADD's IPAM plugin holding off DEL) is in tests/faults/attachment_lock.test.ts.
  */
 import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
-import { AttachmentLock, lockFileName, lockFileNameOfMark, processesHolding } from "../../ffi/lock.ts";
+import { AttachmentLock } from "../../ffi/lock.ts";
 import { attachmentMark } from "../../lib/mark.ts";
 import { runChild } from "../../ffi/spawn.ts";
 import { CniError } from "../../lib/errors.ts";
-import { exists } from "../helpers/fs.ts";
+import { exists } from "../../support/fs.ts";
+import { lockFileName, processesHolding } from "../../support/locks.ts";
 
 const TRY_AGAIN_LATER = 11;
-
-/** [st_dev, st_ino] of a lock file. */
-function lockIdentity(path: string): [bigint, bigint] {
-  const info = Deno.statSync(path);
-  return [BigInt(info.dev), BigInt(info.ino!)];
-}
 
 async function withLockDir(body: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "ipoib-lock-" });
@@ -27,17 +22,33 @@ async function withLockDir(body: (dir: string) => Promise<void>): Promise<void> 
 }
 
 Deno.test("lock file names are hashes: no id or name can form a path; distinct per attachment", async () => {
-  const a = await lockFileName("net", "../../etc/passwd", "ib1");
-  assertMatch(a, /^[0-9a-f]{32}\.lock$/);
-  assertEquals(await lockFileName("net", "../../etc/passwd", "ib1"), a);
-  const others = [["net2", "../../etc/passwd", "ib1"], ["net", "x", "ib1"], [
-    "net",
-    "../../etc/passwd",
-    "ib2",
-  ]];
-  for (const [n, c, i] of others) assert(a !== await lockFileName(n!, c!, i!));
-  // The separator keeps ("a", "bc") and ("ab", "c") apart.
-  assert(await lockFileName("n", "a", "bc") !== await lockFileName("n", "ab", "c"));
+  await withLockDir(async (dir) => {
+    /** The one file a held lock of the attachment puts in `dir`. */
+    const fileOf = async (network: string, containerId: string, ifname: string) => {
+      const lock = await AttachmentLock.acquire(network, containerId, ifname, 1_000, { dir });
+      try {
+        const names = [...Deno.readDirSync(dir)].map((e) => e.name);
+        assertEquals(names.length, 1, names.join(", "));
+        assertEquals(lock.path, `${dir}/${names[0]}`);
+        return names[0]!;
+      } finally {
+        lock.release();
+      }
+    };
+    const a = await fileOf("net", "../../etc/passwd", "ib1");
+    assertMatch(a, /^[0-9a-f]{32}\.lock$/);
+    // The name is the documented hash of the attachment's mark.
+    assertEquals(a, await lockFileName("net", "../../etc/passwd", "ib1"));
+    assertEquals(await fileOf("net", "../../etc/passwd", "ib1"), a);
+    const others = [["net2", "../../etc/passwd", "ib1"], ["net", "x", "ib1"], [
+      "net",
+      "../../etc/passwd",
+      "ib2",
+    ]];
+    for (const [n, c, i] of others) assert(a !== await fileOf(n!, c!, i!));
+    // The separator keeps ("a", "bc") and ("ab", "c") apart.
+    assert(await fileOf("n", "a", "bc") !== await fileOf("n", "ab", "c"));
+  });
 });
 
 Deno.test("a held lock makes another acquire of the attachment fail with code 11 after the wait", async () => {
@@ -146,7 +157,7 @@ Deno.test("with killHolders, whatever still holds the lock after the wait is kil
     });
     lock.release(false); // as a killed plugin does
     const holder = Number(await Deno.readTextFile(pidFile));
-    assertEquals(processesHolding(lockIdentity(lock.path)), [holder]);
+    assertEquals(processesHolding(lock.path), [holder]);
     let heard: number[] = [];
     const taken = await AttachmentLock.acquire("net", "ctr", "ib1", 200, {
       dir,
@@ -155,7 +166,7 @@ Deno.test("with killHolders, whatever still holds the lock after the wait is kil
     });
     try {
       assertEquals(heard, [holder]);
-      assertEquals(processesHolding(lockIdentity(lock.path)), []);
+      assertEquals(processesHolding(lock.path), []);
     } finally {
       taken.release();
     }
@@ -166,8 +177,9 @@ Deno.test("tryAcquireMark: the lock of a child's mark, taken without waiting; nu
   const dir = await Deno.makeTempDir({ prefix: "ipoib-lock-" });
   try {
     const mark = await attachmentMark("net", "ctr", "ib1");
-    assertEquals(await lockFileNameOfMark(mark), await lockFileName("net", "ctr", "ib1"));
     const held = await AttachmentLock.acquire("net", "ctr", "ib1", 1_000, { dir });
+    // The mark leads to the same file as the attachment it names.
+    assertEquals(held.path, `${dir}/${await lockFileName("net", "ctr", "ib1")}`);
     assertEquals(await AttachmentLock.tryAcquireMark(mark, { dir }), null);
     const other = await AttachmentLock.tryAcquireMark(await attachmentMark("net", "ctr", "ib2"), { dir });
     assert(other !== null);

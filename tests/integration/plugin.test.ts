@@ -4,70 +4,46 @@
  * plugins, in namespaces each test creates and removes. Checks are made with iproute2, not our own code.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { pluginCommand, runPlugin } from "../helpers/run.ts";
-import { addresses, links, routes, sh, TestLeases, TestMaster, TestNetns } from "../helpers/net.ts";
+import { pluginCommand, runPlugin } from "../../support/run.ts";
+import {
+  assertNothingLeft,
+  cniEnv,
+  hostLocal,
+  type Json,
+  STANDIN,
+  type StandinFixture,
+  withStandinFixture,
+} from "../../support/fixture.ts";
+import { addresses, links, routes, sh, TestNetns } from "../../support/net.ts";
 
-const standin = pluginCommand("tests/standin/main.ts");
 const real = pluginCommand("main.ts");
-const GO_CNI = "/usr/lib/cni";
 const VERSIONS = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
-type Json = Record<string, unknown>;
+type Fixture = StandinFixture;
 
-interface Fixture {
-  master: TestMaster;
-  pod: TestNetns;
-  leases: TestLeases;
-}
-
-/** Runs `body` with a fresh master, pod namespace and host-local data dir, always removed after. */
-async function withFixture(body: (f: Fixture) => Promise<void>, mtu = 1500): Promise<void> {
-  await using master = await TestMaster.create(mtu);
-  await using pod = await TestNetns.create();
-  await using leases = await TestLeases.create();
-  await body({ master, pod, leases });
-  await assertNothingLeft({ master, pod, leases });
-}
-
-function env(f: Fixture, command: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: `ctr-${f.pod.name}`,
-    CNI_NETNS: f.pod.path,
-    CNI_IFNAME: "ib1",
-    CNI_PATH: GO_CNI,
-    ...extra,
-  };
-}
-
-function hostLocal(f: Fixture, ranges: Json[][], extra: Json = {}): Json {
-  return { type: "host-local", dataDir: f.leases.dir, ranges, ...extra };
+/** Runs `body` with a fresh master of MTU `mtu`, pod namespace and host-local data dir (support/fixture.ts). */
+function withFixture(body: (f: Fixture) => Promise<void>, mtu = 1500): Promise<void> {
+  return withStandinFixture({ mtu, prefix: "tplg", scratch: "ipoib-plugin-" }, body);
 }
 
 function conf(f: Fixture, version: string, ipam: Json, extra: Json = {}): Json {
   return { cniVersion: version, name: "ibnet", type: "ipoib", master: f.master.name, ipam, ...extra };
 }
 
-async function assertNothingLeft(f: Fixture): Promise<void> {
-  assertEquals((await f.master.children()).map((l) => l.ifname), [], "child link left on the host");
-  assertEquals((await f.pod.links()).map((l) => l.ifname), [], "link left in the pod namespace");
-  assertEquals(f.leases.leases(), [], "host-local lease left");
-}
-
 async function add(f: Fixture, c: Json, extraEnv: Record<string, string> = {}): Promise<Json> {
-  const r = await runPlugin(standin, env(f, "ADD", extraEnv), JSON.stringify(c));
+  const r = await runPlugin(STANDIN, cniEnv(f, "ADD", extraEnv), JSON.stringify(c));
   assertEquals(r.code, 0, `ADD failed: ${r.stdout} ${r.stderr}`);
   return r.json as Json;
 }
 
 async function del(f: Fixture, c: Json, extraEnv: Record<string, string> = {}): Promise<void> {
-  const r = await runPlugin(standin, env(f, "DEL", extraEnv), JSON.stringify(c));
+  const r = await runPlugin(STANDIN, cniEnv(f, "DEL", extraEnv), JSON.stringify(c));
   assertEquals(r.code, 0, `DEL failed: ${r.stdout} ${r.stderr}`);
   assertEquals(r.stdout, "");
 }
 
 async function check(f: Fixture, c: Json, prevResult: Json): Promise<{ code: number; json: unknown }> {
-  const r = await runPlugin(standin, env(f, "CHECK"), JSON.stringify({ ...c, prevResult }));
+  const r = await runPlugin(STANDIN, cniEnv(f, "CHECK"), JSON.stringify({ ...c, prevResult }));
   return { code: r.code, json: r.json };
 }
 
@@ -280,7 +256,7 @@ Deno.test("CHECK reads the child's kind settings from the kernel: a wrong macvla
 Deno.test("CHECK without prevResult is refused", async () => {
   await withFixture(async (f) => {
     const c = conf(f, "1.0.0", {});
-    const r = await runPlugin(standin, env(f, "CHECK"), JSON.stringify(c));
+    const r = await runPlugin(STANDIN, cniEnv(f, "CHECK"), JSON.stringify(c));
     assertEquals(r.code, 1);
     assertEquals((r.json as Json).code, 7);
   });
@@ -298,7 +274,7 @@ Deno.test("DEL succeeds when the namespace is gone or not given", async () => {
 
 Deno.test("an mtu above the master's is refused and nothing is created", async () => {
   await withFixture(async (f) => {
-    const r = await runPlugin(standin, env(f, "ADD"), JSON.stringify(conf(f, "1.0.0", {}, { mtu: 9000 })));
+    const r = await runPlugin(STANDIN, cniEnv(f, "ADD"), JSON.stringify(conf(f, "1.0.0", {}, { mtu: 9000 })));
     assertEquals(r.code, 1);
     assertEquals((r.json as Json).msg, `mtu 9000 exceeds the MTU 1500 of master "${f.master.name}"`);
   });
@@ -312,13 +288,13 @@ async function assertAddFails(
   msg: RegExp,
   opts: { env?: Record<string, string>; plugin?: string[] } = {},
 ): Promise<void> {
-  const r = await runPlugin(opts.plugin ?? standin, env(f, "ADD", opts.env), JSON.stringify(c));
+  const r = await runPlugin(opts.plugin ?? STANDIN, cniEnv(f, "ADD", opts.env), JSON.stringify(c));
   assertEquals(r.code, 1, r.stdout);
   assertEquals((r.json as Json).code, code, r.stdout);
   assertMatch((r.json as Json).msg as string, msg);
   assert(!/^\s+at /m.test(r.stdout + r.stderr), "stack trace printed");
   await assertNothingLeft(f);
-  const d = await runPlugin(opts.plugin ?? standin, env(f, "DEL", opts.env), JSON.stringify(c));
+  const d = await runPlugin(opts.plugin ?? STANDIN, cniEnv(f, "DEL", opts.env), JSON.stringify(c));
   assertEquals(d.code, 0, d.stdout);
 }
 
@@ -365,7 +341,7 @@ Deno.test("failure: IPAM plugin reports an error (range exhausted by another pod
     const held = f.leases.leases();
     assertEquals(held, ["ibnet/10.84.9.7"]);
     // host-local reports its own failures as code 999; the plugin passes the IPAM plugin's code on.
-    const r = await runPlugin(standin, env(f, "ADD"), JSON.stringify(c));
+    const r = await runPlugin(STANDIN, cniEnv(f, "ADD"), JSON.stringify(c));
     assertEquals(r.code, 1, r.stdout);
     assertEquals((r.json as Json).code, 999);
     assertMatch(
@@ -387,7 +363,7 @@ Deno.test("failure: CNI_IFNAME already taken in the pod", async () => {
     })
       .output();
     const c = conf(f, "1.0.0", hostLocal(f, [[{ subnet: "10.84.3.0/24" }]]));
-    const r = await runPlugin(standin, env(f, "ADD"), JSON.stringify(c));
+    const r = await runPlugin(STANDIN, cniEnv(f, "ADD"), JSON.stringify(c));
     assertEquals(r.code, 1);
     assertEquals((r.json as Json).code, 4);
     assertMatch((r.json as Json).msg as string, /interface "ib1" already exists/);
@@ -403,7 +379,7 @@ Deno.test("failure: CNI_NETNS is not a namespace (code 8), nothing created", asy
     const file = await Deno.makeTempFile();
     try {
       const c = conf(f, "1.0.0", hostLocal(f, [[{ subnet: "10.84.4.0/24" }]]));
-      const r = await runPlugin(standin, env(f, "ADD", { CNI_NETNS: file }), JSON.stringify(c));
+      const r = await runPlugin(STANDIN, cniEnv(f, "ADD", { CNI_NETNS: file }), JSON.stringify(c));
       assertEquals(r.code, 1);
       assertEquals((r.json as Json).code, 8);
       assertMatch((r.json as Json).msg as string, new RegExp(file));
@@ -433,7 +409,7 @@ Deno.test("failure: IPv6 duplicate address detection fails the ADD and nothing i
     // The master's veth peer already holds the address, on the same segment the child sends its probe to.
     await sh("ip", "addr", "add", "fd7a::5/64", "dev", f.master.peer, "nodad");
     const c = conf(f, "1.0.0", { type: "static", addresses: [{ address: "fd7a::5/64" }] });
-    const r = await runPlugin(standin, env(f, "ADD"), JSON.stringify(c));
+    const r = await runPlugin(STANDIN, cniEnv(f, "ADD"), JSON.stringify(c));
     assertEquals(r.code, 1, r.stdout);
     assertEquals((r.json as Json).code, 100);
     assertEquals(

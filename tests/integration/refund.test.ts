@@ -9,26 +9,22 @@
  * renaming it only when its name is taken there, and then deletes the namespace.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { pluginCommand, type PluginRun, runPlugin, startPlugin } from "../helpers/run.ts";
+import { pluginCommand, type PluginRun, runPlugin, startPlugin } from "../../support/run.ts";
+import { type IpLink, links, sh, shQuiet, suffix, TestNetns } from "../../support/net.ts";
+import { exists } from "../../support/fs.ts";
 import {
-  type IpLink,
-  links,
-  sh,
-  shQuiet,
-  suffix,
-  TestLeases,
-  TestMaster,
-  TestNetns,
-} from "../helpers/net.ts";
-import { exists } from "../helpers/fs.ts";
+  cniEnv,
+  GO_CNI,
+  hostLocal,
+  type Json,
+  STANDIN,
+  type StandinFixture,
+  withStandinFixture,
+} from "../../support/fixture.ts";
 import { temporaryName } from "../../lib/temporary_name.ts";
 
-const standin = pluginCommand("tests/standin/main.ts");
 /** The stand-in with tests/faults/inject.ts: an ADD that pauses at a kernel step, holding its lock. */
 const faulty = pluginCommand("tests/faults/plugin.ts");
-const GO_CNI = "/usr/lib/cni";
-
-type Json = Record<string, unknown>;
 
 /** A name for the test's own (host) network namespace under /run/netns: a bind mount of it. */
 class HostNetnsName implements AsyncDisposable {
@@ -49,11 +45,8 @@ class HostNetnsName implements AsyncDisposable {
   }
 }
 
-/** One attachment's world: a master, a pod, a host-local data dir, and names no other test uses. */
-interface World {
-  master: TestMaster;
-  pod: TestNetns;
-  leases: TestLeases;
+/** One attachment's world: the stand-in fixture, a name for the host namespace, and names no other test uses. */
+interface World extends StandinFixture {
   host: HostNetnsName;
   network: string;
   containerId: string;
@@ -61,23 +54,11 @@ interface World {
 }
 
 async function withWorld(body: (w: World) => Promise<void>): Promise<void> {
-  await using master = await TestMaster.create();
-  await using pod = await TestNetns.create("tref");
-  await using leases = await TestLeases.create();
   await using host = await HostNetnsName.create();
-  const s = suffix(6);
-  const w = {
-    master,
-    pod,
-    leases,
-    host,
-    network: `refund-${s}`,
-    containerId: `ctr-${pod.name}`,
-    ifname: `rf${s}`,
-  };
-  await body(w);
-  assertEquals((await master.children()).map((l) => l.ifname), [], "child left in the host");
-  assertEquals(leases.leases(), [], "lease left");
+  await withStandinFixture({ prefix: "tref", scratch: "ipoib-refund-" }, async (f) => {
+    const s = suffix(6);
+    await body({ ...f, host, network: `refund-${s}`, containerId: `ctr-${f.pod.name}`, ifname: `rf${s}` });
+  });
 }
 
 function conf(w: World, extra: Json = {}): string {
@@ -86,20 +67,9 @@ function conf(w: World, extra: Json = {}): string {
     name: w.network,
     type: "ipoib",
     master: w.master.name,
-    ipam: { type: "host-local", dataDir: w.leases.dir, ranges: [[{ subnet: "10.131.0.0/24" }]] },
+    ipam: hostLocal(w, "10.131.0.0/24"),
     ...extra,
   });
-}
-
-function env(w: World, command: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: w.containerId,
-    CNI_NETNS: w.pod.path,
-    CNI_IFNAME: w.ifname,
-    CNI_PATH: GO_CNI,
-    ...extra,
-  };
 }
 
 async function run(
@@ -108,7 +78,7 @@ async function run(
   extra: Record<string, string> = {},
   c = conf(w),
 ): Promise<PluginRun> {
-  return await runPlugin(standin, env(w, command, extra), c);
+  return await runPlugin(STANDIN, cniEnv(w, command, extra), c);
 }
 
 async function add(w: World, extra: Record<string, string> = {}): Promise<void> {
@@ -253,7 +223,7 @@ Deno.test("refund: GC deletes returned children whose attachment is not valid, k
       // C: an ADD in flight, paused with its marked child in the host under the temporary name (lock held).
       const adding = startPlugin(
         faulty,
-        env(w, "ADD", { ...c, FAULT_AT: "moveToNetns:1", FAULT_ACTION: "pause", FAULT_DIR: scratch }),
+        cniEnv(w, "ADD", { ...c, FAULT_AT: "moveToNetns:1", FAULT_ACTION: "pause", FAULT_DIR: scratch }),
         conf(w),
       );
       await waitForFile(`${scratch}/paused`);
@@ -265,7 +235,7 @@ Deno.test("refund: GC deletes returned children whose attachment is not valid, k
         ifname: "net1",
       }];
       const gc = await runPlugin(
-        standin,
+        STANDIN,
         { CNI_COMMAND: "GC", CNI_PATH: GO_CNI },
         conf(w, { "cni.dev/valid-attachments": valid }),
       );
@@ -291,7 +261,7 @@ Deno.test("refund: GC of another network, or without valid-attachments, deletes 
     await add(w);
     const name = await refund(w.pod, w.ifname, w.host);
     for (const extra of [{ name: `${w.network}x`, "cni.dev/valid-attachments": [] }, {}]) {
-      const gc = await runPlugin(standin, { CNI_COMMAND: "GC", CNI_PATH: GO_CNI }, conf(w, extra));
+      const gc = await runPlugin(STANDIN, { CNI_COMMAND: "GC", CNI_PATH: GO_CNI }, conf(w, extra));
       assertEquals(gc.code, 0, gc.stdout + gc.stderr);
       assertEquals((await hostChildren(w)).map((l) => l.ifname), [name]);
     }

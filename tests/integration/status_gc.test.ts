@@ -3,10 +3,10 @@
  * so forwarding is shown with a recording IPAM script that declares 1.1.0 support.
  */
 import { assertEquals, assertMatch } from "@std/assert";
-import { pluginCommand, runPlugin } from "../helpers/run.ts";
-import { sh, TestMaster } from "../helpers/net.ts";
+import { runPlugin } from "../../support/run.ts";
+import { sh, TestMaster } from "../../support/net.ts";
+import { STANDIN } from "../../support/fixture.ts";
 
-const standin = pluginCommand("tests/standin/main.ts");
 type Json = Record<string, unknown>;
 
 function conf(master: string, ipam: Json = {}): string {
@@ -33,7 +33,7 @@ fi
 
 Deno.test("STATUS succeeds while the master is present and up", async () => {
   await using master = await TestMaster.create();
-  const r = await runPlugin(standin, { CNI_COMMAND: "STATUS", CNI_PATH: "/usr/lib/cni" }, conf(master.name));
+  const r = await runPlugin(STANDIN, { CNI_COMMAND: "STATUS", CNI_PATH: "/usr/lib/cni" }, conf(master.name));
   assertEquals(r.code, 0, r.stdout);
   assertEquals(r.stdout, "");
 });
@@ -42,7 +42,7 @@ Deno.test("STATUS is code 50 when the master is down or missing", async () => {
   await using master = await TestMaster.create();
   await sh("ip", "link", "set", master.name, "down");
   const down = await runPlugin(
-    standin,
+    STANDIN,
     { CNI_COMMAND: "STATUS", CNI_PATH: "/usr/lib/cni" },
     conf(master.name),
   );
@@ -50,7 +50,7 @@ Deno.test("STATUS is code 50 when the master is down or missing", async () => {
   assertEquals((down.json as Json).code, 50);
   assertEquals((down.json as Json).msg, `master "${master.name}" is down`);
   const missing = await runPlugin(
-    standin,
+    STANDIN,
     { CNI_COMMAND: "STATUS", CNI_PATH: "/usr/lib/cni" },
     conf("nosuchib7"),
   );
@@ -67,10 +67,10 @@ Deno.test("STATUS and GC are forwarded to an IPAM plugin that supports 1.1.0", a
       ...JSON.parse(conf(master.name, { type: "recorder" })),
       "cni.dev/valid-attachments": attachments,
     });
-    const gc = await runPlugin(standin, { CNI_COMMAND: "GC", CNI_PATH: dir }, gcConf);
+    const gc = await runPlugin(STANDIN, { CNI_COMMAND: "GC", CNI_PATH: dir }, gcConf);
     assertEquals(gc.code, 0, gc.stdout);
     const status = await runPlugin(
-      standin,
+      STANDIN,
       { CNI_COMMAND: "STATUS", CNI_PATH: dir },
       conf(master.name, { type: "recorder" }),
     );
@@ -87,7 +87,7 @@ Deno.test("STATUS and GC are forwarded to an IPAM plugin that supports 1.1.0", a
 Deno.test("GC with an IPAM plugin that predates 1.1.0 succeeds without forwarding", async () => {
   await using master = await TestMaster.create();
   const r = await runPlugin(
-    standin,
+    STANDIN,
     { CNI_COMMAND: "GC", CNI_PATH: "/usr/lib/cni" },
     conf(master.name, { type: "host-local", ranges: [[{ subnet: "10.90.0.0/24" }]] }),
   );

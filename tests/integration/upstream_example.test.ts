@@ -9,16 +9,13 @@
  * leases that name this test's container ids.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { pluginCommand, ROOT, runPlugin } from "../helpers/run.ts";
-import { addresses, routes, TestMaster, TestNetns } from "../helpers/net.ts";
+import { ROOT, runPlugin } from "../../support/run.ts";
+import { cniEnv, GO_CNI, type Json, STANDIN } from "../../support/fixture.ts";
+import { addresses, routes, TestMaster, TestNetns } from "../../support/net.ts";
 
-const standin = pluginCommand("tests/standin/main.ts");
-const GO_CNI = "/usr/lib/cni";
 /** host-local's default lease directory for a network without `dataDir` (plugins/ipam/host-local/backend/disk). */
 const LEASES = "/var/lib/cni/networks";
 const HEADING = "## The upstream project's example";
-
-type Json = Record<string, unknown>;
 
 /** The first ```json block after `heading` in README.md, parsed. Throws when the heading or block is missing. */
 function readmeExample(heading: string): Json {
@@ -35,16 +32,6 @@ function exampleOn(master: string, version: string | undefined): Json {
   const c: Json = { ...readmeExample(HEADING), master };
   if (version !== undefined) c.cniVersion = version;
   return c;
-}
-
-function env(command: string, pod: TestNetns, containerId: string): Record<string, string> {
-  return {
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: containerId,
-    CNI_NETNS: pod.path,
-    CNI_IFNAME: "ib1",
-    CNI_PATH: GO_CNI,
-  };
 }
 
 /** Lease files of network `name` in host-local's default store whose content names `containerId`. */
@@ -69,11 +56,13 @@ function ipv4(text: string): number {
 }
 
 Deno.test("the README's upstream example is the upstream configuration: no cniVersion, host-local range", () => {
-  // Field values of Mellanox/ipoib-cni's README; the test below runs whatever the README shows.
+  // Field values of Mellanox/ipoib-cni's README (with "mtu" since its commit d330e64); the test below runs
+  // whatever the README shows.
   assertEquals(readmeExample(HEADING), {
     name: "mynet",
     type: "ipoib",
     master: "ib0",
+    mtu: 1496,
     ipam: {
       type: "host-local",
       subnet: "192.168.2.0/24",
@@ -100,12 +89,16 @@ for (const [label, version] of [["absent", undefined], ['""', ""]] as const) {
     const goPlugin = [`${GO_CNI}/macvlan`];
 
     // Debian's Go macvlan + host-local on the same configuration, in a namespace of its own.
-    const goAdd = await runPlugin(goPlugin, env("ADD", goPod, goCtr), JSON.stringify(goConf));
+    const goAdd = await runPlugin(
+      goPlugin,
+      cniEnv({ pod: goPod, containerId: goCtr }, "ADD"),
+      JSON.stringify(goConf),
+    );
     try {
       assertEquals(goAdd.code, 0, `Go macvlan ADD failed: ${goAdd.stdout}`);
       const go = goAdd.json as Json;
 
-      const add = await runPlugin(standin, env("ADD", pod, ctr), JSON.stringify(c));
+      const add = await runPlugin(STANDIN, cniEnv({ pod: pod, containerId: ctr }, "ADD"), JSON.stringify(c));
       assertEquals(add.code, 0, `ADD failed: ${add.stdout} ${add.stderr}`);
       const result = add.json as Json;
 
@@ -138,17 +131,18 @@ for (const [label, version] of [["absent", undefined], ['""', ""]] as const) {
       );
       const link = (await pod.links()).find((l) => l.ifname === "ib1");
       assert(link?.flags.includes("UP"), JSON.stringify(link));
+      assertEquals(link?.mtu, 1496, "the example's mtu");
       assertEquals(leasesOf(name, ctr), [ip]);
 
       // CHECK needs 0.4.0: both plugins refuse it with error 1 and change nothing.
       const check = await runPlugin(
-        standin,
-        env("CHECK", pod, ctr),
+        STANDIN,
+        cniEnv({ pod: pod, containerId: ctr }, "CHECK"),
         JSON.stringify({ ...c, prevResult: result }),
       );
       const goCheck = await runPlugin(
         goPlugin,
-        env("CHECK", goPod, goCtr),
+        cniEnv({ pod: goPod, containerId: goCtr }, "CHECK"),
         JSON.stringify({ ...goConf, prevResult: go }),
       );
       assertEquals(goCheck.code, 1, goCheck.stdout);
@@ -162,7 +156,11 @@ for (const [label, version] of [["absent", undefined], ['""', ""]] as const) {
 
       // DEL removes the interface and the lease; a second DEL finds nothing and succeeds.
       for (let i = 0; i < 2; i++) {
-        const del = await runPlugin(standin, env("DEL", pod, ctr), JSON.stringify(c));
+        const del = await runPlugin(
+          STANDIN,
+          cniEnv({ pod: pod, containerId: ctr }, "DEL"),
+          JSON.stringify(c),
+        );
         assertEquals(del.code, 0, `DEL failed: ${del.stdout} ${del.stderr}`);
         assertEquals(del.stdout, "");
       }
@@ -170,13 +168,17 @@ for (const [label, version] of [["absent", undefined], ['""', ""]] as const) {
       assertEquals((await master.children()).map((l) => l.ifname), [], "child link left on the host");
       assertEquals(leasesOf(name, ctr), [], "host-local lease left");
 
-      const goDel = await runPlugin(goPlugin, env("DEL", goPod, goCtr), JSON.stringify(goConf));
+      const goDel = await runPlugin(
+        goPlugin,
+        cniEnv({ pod: goPod, containerId: goCtr }, "DEL"),
+        JSON.stringify(goConf),
+      );
       assertEquals(goDel.code, 0, `Go macvlan DEL failed: ${goDel.stdout}`);
       assertEquals(leasesOf(name, goCtr), [], "Go's host-local lease left");
     } finally {
       // After a failed assertion: the leases live outside the namespaces, and both DELs may be repeated.
-      await runPlugin(standin, env("DEL", pod, ctr), JSON.stringify(c));
-      await runPlugin(goPlugin, env("DEL", goPod, goCtr), JSON.stringify(goConf));
+      await runPlugin(STANDIN, cniEnv({ pod: pod, containerId: ctr }, "DEL"), JSON.stringify(c));
+      await runPlugin(goPlugin, cniEnv({ pod: goPod, containerId: goCtr }, "DEL"), JSON.stringify(goConf));
     }
   });
 }

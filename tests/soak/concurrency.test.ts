@@ -4,10 +4,10 @@
  * while other attachments stay in place and are checked. Real kernel, stand-in driver, real host-local.
  */
 import { assert, assertEquals } from "@std/assert";
-import { pluginCommand, runPlugin } from "../helpers/run.ts";
-import { addresses, TestLeases, TestMaster, TestNetns } from "../helpers/net.ts";
+import { runPlugin } from "../../support/run.ts";
+import { addresses, TestLeases, TestMaster, TestNetns } from "../../support/net.ts";
+import { cniEnv, STANDIN } from "../../support/fixture.ts";
 
-const STANDIN = pluginCommand("tests/standin/main.ts");
 const PARALLEL = 32;
 
 type Json = Record<string, unknown>;
@@ -18,13 +18,7 @@ interface Pod {
 }
 
 function env(pod: Pod, command: string): Record<string, string> {
-  return {
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: pod.id,
-    CNI_NETNS: pod.ns.path,
-    CNI_IFNAME: "ib1",
-    CNI_PATH: "/usr/lib/cni",
-  };
+  return cniEnv({ pod: pod.ns, containerId: pod.id }, command);
 }
 
 function conf(master: TestMaster, leases: TestLeases): Json {

@@ -6,9 +6,10 @@
  * Peak RSS of every plugin run is taken with /usr/bin/time: the last 100 runs may not grow over the first.
  */
 import { assert, assertEquals } from "@std/assert";
-import { pluginCommand, runPlugin } from "../helpers/run.ts";
-import { links, sh, TestLeases, TestMaster, TestNetns } from "../helpers/net.ts";
+import { runPlugin } from "../../support/run.ts";
+import { links, sh, TestLeases, TestMaster, TestNetns } from "../../support/net.ts";
 import { temporaryName } from "../../lib/temporary_name.ts";
+import { STANDIN } from "../../support/fixture.ts";
 
 const CYCLES = Number(Deno.env.get("SOAK_CYCLES") ?? "1000");
 /**
@@ -18,7 +19,6 @@ const CYCLES = Number(Deno.env.get("SOAK_CYCLES") ?? "1000");
  */
 const HOST_NOISE = Math.max(200, Math.floor(CYCLES / 4));
 const TIMED = ["/usr/bin/time", "-f", "%M", "-o"];
-const STANDIN = pluginCommand("tests/standin/main.ts");
 
 interface Counts {
   hostLinks: number;

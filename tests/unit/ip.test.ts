@@ -1,5 +1,14 @@
 import { assertEquals } from "@std/assert";
-import { canonicalCidr, canonicalIp, ipFamily } from "../../lib/ip.ts";
+import { cidrBytes, formatCidr, isIp, parseCidr, parseIp } from "../../lib/ip.ts";
+
+/** The canonical spelling of an address, as parseIp gives it; null when `s` is not one. */
+const canonicalIp = (s: string) => parseIp(s)?.ip ?? null;
+
+/** The canonical spelling of "address/prefix" (cidrBytes then formatCidr); null when `s` is not one. */
+function canonicalCidr(s: string): string | null {
+  const c = cidrBytes(s);
+  return c === null ? null : formatCidr(c);
+}
 
 Deno.test("canonicalIp spells equal IPv6 addresses the same (RFC 5952)", () => {
   assertEquals(canonicalIp("fd00::5"), "fd00::5");
@@ -35,6 +44,11 @@ Deno.test("canonicalCidr checks the prefix length per family", () => {
   assertEquals(canonicalCidr("10.0.0.1"), null);
 });
 
-Deno.test("ipFamily tells 4 from 6 for addresses and prefixes", () => {
-  assertEquals([ipFamily("10.0.0.0/8"), ipFamily("::/0"), ipFamily("10.1.1.1"), ipFamily("x")], [4, 6, 4, 0]);
+Deno.test("parseCidr and isIp tell 4 from 6 for prefixes and addresses", () => {
+  assertEquals([parseCidr("10.0.0.0/8")?.family, parseCidr("::/0")?.family, isIp("10.1.1.1"), isIp("x")], [
+    4,
+    6,
+    4,
+    0,
+  ]);
 });

@@ -1,5 +1,5 @@
 /**
- * Small file-system checks shared by the test suites.
+ * Small file-system checks shared by the test suites (never shipped: packaging refuses support/).
  * @module
  */
 
