@@ -292,6 +292,11 @@ const LIBNL_ROUTE_SYMBOLS = {
     parameters: ["pointer", /* struct rtnl_route *route */ "u32" /* uint32_t table */],
     result: "void",
   },
+  /** void rtnl_route_set_protocol(struct rtnl_route *route, uint8_t protocol) */
+  rtnl_route_set_protocol: {
+    parameters: ["pointer", /* struct rtnl_route *route */ "u8" /* uint8_t protocol */],
+    result: "void",
+  },
   /** void rtnl_route_set_scope(struct rtnl_route *route, uint8_t scope) */
   rtnl_route_set_scope: {
     parameters: ["pointer", /* struct rtnl_route *route */ "u8" /* uint8_t scope */],

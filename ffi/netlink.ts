@@ -65,6 +65,8 @@ export interface RouteRequest {
   /** Gateway, of the destination's family (the caller checks). */
   gw?: IpBytes;
   index: number;
+  /** The name of link `index`, for error messages ("dev ib1"); they say "link <index>" without it. */
+  ifname?: string;
   metric?: number;
   /** Routing table; the main table (254) when absent. */
   table?: number;
@@ -157,6 +159,8 @@ const RTM_NEWLINK = 16;
 const RTM_GETLINK = 18;
 const RTM_NEWROUTE = 24;
 const RTM_GETROUTE = 26;
+/** Route origin "boot" (linux/rtnetlink.h RTPROT_BOOT): what `ip route add` and Go's netlink send. */
+const RTPROT_BOOT = 3;
 const IFF_UP = 0x1;
 const IFLA_IFNAME = 3;
 const IFLA_LINK = 5;
@@ -615,9 +619,12 @@ export class Netlink implements Disposable {
     }
   }
 
-  /** Adds an address with its prefix length to a link; fails with EEXIST if it is there already. */
-  addAddress(index: number, cidr: CidrBytes): void {
-    const what = `add address ${cidrText(cidr)} to link ${index}`;
+  /**
+   * Adds an address with its prefix length to a link; fails with EEXIST if it is there already. `ifname`,
+   * the link's name, is for error messages ("to ib1"); they say "to link <index>" without it.
+   */
+  addAddress(index: number, cidr: CidrBytes, ifname?: string): void {
+    const what = `add address ${cidrText(cidr)} to ${ifname ?? `link ${index}`}`;
     const addr = libnlRoute.rtnl_addr_alloc();
     if (!addr) throw outOfMemory(what);
     try {
@@ -662,7 +669,8 @@ export class Netlink implements Disposable {
     // Go plugins hand over route destinations masked (net.IPNet); do the same for 10.1.2.3/16.
     const dst = maskCidr(r.dst);
     const gw = r.gw;
-    const what = `add route ${cidrText(r.dst)}${gw ? ` via ${ipText(gw)}` : ""} dev ${r.index}`;
+    const dev = r.ifname === undefined ? `link ${r.index}` : `dev ${r.ifname}`;
+    const what = `add route ${cidrText(r.dst)}${gw ? ` via ${ipText(gw)}` : ""} ${dev}`;
     const flags = r.existing === "create" ? 0 : r.existing === "append" ? NLM_F_APPEND : NLM_F_EXCL;
     const s = libnlRoute;
     const a = libnl;
@@ -675,6 +683,9 @@ export class Netlink implements Disposable {
       } finally {
         a.nl_addr_put(dstAddr);
       }
+      // RTPROT_BOOT, as iproute2 and Go's netlink send (libnl's default is RTPROT_STATIC): `ip route` then
+      // shows the pod's routes as it shows those of a pod configured by the reference plugins.
+      s.rtnl_route_set_protocol(route, RTPROT_BOOT);
       if (r.table !== undefined) s.rtnl_route_set_table(route, r.table);
       if (r.scope !== undefined) s.rtnl_route_set_scope(route, r.scope);
       if (r.metric !== undefined) s.rtnl_route_set_priority(route, r.metric);

@@ -6,7 +6,8 @@
  * plugin run about 5 to 10 ms and 4 to 6 MB (bench/README.md has the measurements). Here the child's
  * stdin is a memfd, in place before the child starts; stdout and stderr are pipes read while the child
  * runs, keeping at most a limit of each (the rest is read and dropped, so memory stays bounded whatever
- * the child prints). Nothing waits for an end of file that a left-behind grandchild could withhold: once
+ * the child prints): the start of stdout, the start and the end of stderr, where a failing program says
+ * why last. Nothing waits for an end of file that a left-behind grandchild could withhold: once
  * the child has exited, what is already in the pipes is read and the run is over.
  * @module
  */
@@ -38,7 +39,10 @@ export interface ChildRequest {
   inheritFds?: number[];
   /** Bytes of stdout kept (default 4 MiB); more sets `stdoutTruncated`. */
   stdoutLimit?: number;
-  /** Bytes of stderr kept (default 64 KiB); more sets `stderrTruncated`. */
+  /**
+   * Bytes of stderr kept (default 64 KiB): of more, the first quarter and the last three quarters, with a
+   * marker line between ({@link omittedMarker}); more sets `stderrTruncated`.
+   */
   stderrLimit?: number;
   /**
    * When the run ends (exit or time limit), kill every process the child started that is still running,
@@ -57,12 +61,14 @@ export interface ChildResult {
   signal: string | null;
   /** The first `stdoutLimit` bytes of stdout. */
   stdout: Uint8Array;
-  /** The first `stderrLimit` bytes of stderr. */
+  /** All of stderr, or when it was longer than `stderrLimit` its start, a marker line, and its end. */
   stderr: Uint8Array;
   /** The child printed more than `stdoutLimit` bytes on stdout. */
   stdoutTruncated: boolean;
   /** The child printed more than `stderrLimit` bytes on stderr. */
   stderrTruncated: boolean;
+  /** Bytes of stderr left out between its start and its end (0 when none). */
+  stderrOmitted: number;
   /** The time limit passed and the process group was killed. */
   timedOut: boolean;
   /** Processes started by the child that were still running when it ended and were killed. */
@@ -157,19 +163,33 @@ function pipe(): [number, number] {
   return [ends[0]!, ends[1]!];
 }
 
-/** What is read from one output pipe: the first `limit` bytes kept, the rest counted and dropped. */
+/** The line put where `omitted` bytes of output were left out between the start kept and the end kept. */
+export function omittedMarker(omitted: number): string {
+  return `[... ${omitted} bytes omitted ...]\n`;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * What is read from one output pipe: of at most `limit` bytes kept, the last `tailLimit` are the end of the
+ * output and the others its start; what lies between is counted and dropped.
+ */
 class Capture {
   readonly fd: number;
-  readonly #limit: number;
-  readonly #chunks: Uint8Array[] = [];
-  #kept = 0;
-  truncated = false;
+  readonly #headLimit: number;
+  readonly #tailLimit: number;
+  readonly #head: Uint8Array[] = [];
+  #headKept = 0;
+  readonly #tail: Uint8Array[] = [];
+  #tailKept = 0;
+  #total = 0;
   /** The writers all closed their ends. */
   eof = false;
 
-  constructor(fd: number, limit: number) {
+  constructor(fd: number, limit: number, tailLimit = 0) {
     this.fd = fd;
-    this.#limit = limit;
+    this.#tailLimit = Math.min(tailLimit, limit);
+    this.#headLimit = limit - this.#tailLimit;
   }
 
   /** One read(2), for when poll said the pipe is readable (so it does not block). */
@@ -183,18 +203,57 @@ class Capture {
       this.eof = true;
       return;
     }
-    const room = this.#limit - this.#kept;
-    if (n > room) this.truncated = true;
+    this.#total += n;
+    let data = buf.subarray(0, n);
+    const room = this.#headLimit - this.#headKept;
     if (room > 0) {
-      this.#chunks.push(buf.slice(0, Math.min(n, room)));
-      this.#kept += Math.min(n, room);
+      const take = Math.min(room, data.length);
+      this.#head.push(data.slice(0, take));
+      this.#headKept += take;
+      data = data.subarray(take);
+    }
+    if (data.length > 0 && this.#tailLimit > 0) this.#keepTail(data);
+  }
+
+  /** Appends `data` to the end kept, dropping its oldest bytes beyond `tailLimit`. */
+  #keepTail(data: Uint8Array): void {
+    const piece = data.slice(Math.max(0, data.length - this.#tailLimit));
+    this.#tail.push(piece);
+    this.#tailKept += piece.length;
+    while (this.#tailKept > this.#tailLimit) {
+      const first = this.#tail[0]!;
+      const excess = this.#tailKept - this.#tailLimit;
+      if (first.length <= excess) {
+        this.#tail.shift();
+        this.#tailKept -= first.length;
+      } else {
+        this.#tail[0] = first.subarray(excess);
+        this.#tailKept -= excess;
+      }
     }
   }
 
+  /** Bytes read and not kept. */
+  get omitted(): number {
+    return this.#total - this.#headKept - this.#tailKept;
+  }
+
+  get truncated(): boolean {
+    return this.omitted > 0;
+  }
+
+  /** What was kept: the start, then (when something was left out) {@link omittedMarker}, then the end. */
   bytes(): Uint8Array {
-    const all = new Uint8Array(this.#kept);
+    const parts = [...this.#head];
+    if (this.omitted > 0 && this.#tailLimit > 0) {
+      const last = this.#head.at(-1);
+      const newline = last === undefined || last.at(-1) === 0x0a ? "" : "\n";
+      parts.push(encoder.encode(newline + omittedMarker(this.omitted)));
+    }
+    parts.push(...this.#tail);
+    const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
     let at = 0;
-    for (const c of this.#chunks) {
+    for (const c of parts) {
       all.set(c, at);
       at += c.length;
     }
@@ -401,9 +460,10 @@ export function runChild(req: ChildRequest): ChildResult {
     fds.push(outR, outW);
     const [errR, errW] = pipe();
     fds.push(errR, errW);
+    const stderrLimit = req.stderrLimit ?? DEFAULT_STDERR_LIMIT;
     const outputs = [
       new Capture(outR, req.stdoutLimit ?? DEFAULT_STDOUT_LIMIT),
-      new Capture(errR, req.stderrLimit ?? DEFAULT_STDERR_LIMIT),
+      new Capture(errR, stderrLimit, stderrLimit - Math.floor(stderrLimit / 4)),
     ];
     let before: Set<number> | null = null;
     if (req.killDescendants) {
@@ -433,6 +493,7 @@ export function runChild(req: ChildRequest): ChildResult {
       stderr: err.bytes(),
       stdoutTruncated: out.truncated,
       stderrTruncated: err.truncated,
+      stderrOmitted: err.omitted,
       timedOut,
       descendantsKilled,
     };

@@ -10,7 +10,7 @@ import { interfaceNameProblem } from "./env.ts";
 import { DEFAULT_LOG_MAX_SIZE, LOG_LEVELS } from "./log.ts";
 import type { ResultDns } from "./result.ts";
 import { z } from "zod";
-import { DEFAULT_VERSION, isSupportedVersion, SUPPORTED_VERSIONS } from "./version.ts";
+import { DEFAULT_VERSION, isSupportedVersion, isUnsetVersion, SUPPORTED_VERSIONS } from "./version.ts";
 
 /** Seconds the plugin waits for the IPAM plugin when the config does not say. */
 const DEFAULT_IPAM_TIMEOUT_SECONDS = 30;
@@ -23,7 +23,11 @@ const ifname = z.string().superRefine((name, ctx) => {
 });
 
 // A plugin name is looked up in CNI_PATH: a path or anything a shell would treat specially must never reach exec.
-const pluginName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "must be a bare plugin name, not a path");
+// "" is no plugin: Go's reference plugins run IPAM only for a non-empty ipam.type.
+const ipamType = z.string().regex(
+  /^(?:[A-Za-z0-9][A-Za-z0-9._-]*)?$/,
+  "must be a bare plugin name, not a path",
+);
 
 /** A partition key given as a number or a string ("0x8002", "32770") without the membership bit, or null. */
 function partitionKey(value: number | string): number | null {
@@ -61,36 +65,66 @@ const dns: z.ZodType<ResultDns, z.ZodTypeDef, unknown> = z.object({
 });
 
 /**
- * Every field the verbs read, with its default. Unknown fields are dropped from the model only: the IPAM
- * plugin is given the runtime's bytes. libcni sends `"cniVersion": ""` for a .conf without one; both that
- * and an absent field mean 0.1.0 (libcni's and the Go skel's reading).
+ * `value` with every object member whose value is null left out, at any depth (array elements are kept).
+ * Go's encoding/json leaves a field untouched for null, so to the reference plugins `"mtu": null` is the
+ * same as no `mtu`; the schema reads the config the same way, for every field at once. Iterative, not
+ * recursive: stdin may nest as deep as 1 MiB of brackets allows.
  */
-const schema = z.object({
-  cniVersion: z.union([z.enum(SUPPORTED_VERSIONS), z.literal("")]).optional()
-    .transform((v) => v || DEFAULT_VERSION),
-  name: z.string().min(1),
-  type: z.string().min(1),
-  master: ifname,
-  ipam: z.object({ type: pluginName.optional() }).transform((ipam) => ipam.type ?? null),
-  /** 0 means not set, as in the reference plugins: the child takes the master's MTU. */
-  mtu: z.number().int().refine((n) => n === 0 || (n >= 68 && n <= 65535), "must be 0 or 68-65535")
-    .optional().transform((n) => n || undefined),
-  /** Partition key without the membership bit (0x0001-0x7fff). */
-  pkey: pkey.optional(),
-  dns: dns.optional(),
-  prevResult: z.record(z.unknown()).optional(),
-  logFile: z.string().startsWith("/", "must be an absolute path").optional(),
-  logLevel: z.enum(LOG_LEVELS).default("error"),
-  /** Bytes; at this size the log file is renamed to `<logFile>.1` (replacing it) and a new one begun. */
-  logMaxSize: z.number().int().min(4096).max(1 << 30).default(DEFAULT_LOG_MAX_SIZE),
-  /** Seconds one IPAM run may take before it is killed. */
-  ipamTimeout: z.number().int().min(1).max(600).default(DEFAULT_IPAM_TIMEOUT_SECONDS),
-}).transform(({ ipam, ipamTimeout, ...fields }) => ({
-  ...fields,
-  /** `ipam.type`; null when `ipam` is `{}`: layer 2 only, no addresses. */
-  ipamType: ipam,
-  ipamTimeoutSeconds: ipamTimeout,
-}));
+export function withoutNulls(value: unknown): unknown {
+  const container = (v: unknown): Record<string, unknown> | null =>
+    v === null || typeof v !== "object" ? null : (Array.isArray(v) ? [] : {}) as Record<string, unknown>;
+  const out = container(value);
+  if (out === null) return value;
+  const work: [object, Record<string, unknown>][] = [[value as object, out]];
+  for (let next = work.pop(); next !== undefined; next = work.pop()) {
+    const [from, to] = next;
+    const isArray = Array.isArray(from);
+    for (const [key, member] of Object.entries(from)) {
+      if (member === null && !isArray) continue;
+      const copy = container(member);
+      to[key] = copy ?? member;
+      if (copy !== null) work.push([member as object, copy]);
+    }
+  }
+  return out;
+}
+
+/**
+ * Every field the verbs read, with its default. Unknown fields are dropped from the model only: the IPAM
+ * plugin is given the runtime's bytes. A null member is read as absent ({@link withoutNulls}). libcni sends
+ * `"cniVersion": ""` for a .conf without one; that, null and an absent field mean 0.1.0 (libcni's and the Go
+ * skel's reading). `ipam` absent, `{}`, or with no or an empty `type` means no IPAM plugin (layer 2 only), as
+ * Go's macvlan runs IPAM only for a non-empty `ipam.type`.
+ */
+const schema = z.preprocess(
+  withoutNulls,
+  z.object({
+    cniVersion: z.union([z.enum(SUPPORTED_VERSIONS), z.literal("")]).optional()
+      .transform((v) => v || DEFAULT_VERSION),
+    name: z.string().min(1),
+    type: z.string().min(1),
+    master: ifname,
+    ipam: z.object({ type: ipamType.optional() }).optional().transform((ipam) => ipam?.type || null),
+    /** 0 means not set, as in the reference plugins: the child takes the master's MTU. */
+    mtu: z.number().int().refine((n) => n === 0 || (n >= 68 && n <= 65535), "must be 0 or 68-65535")
+      .optional().transform((n) => n || undefined),
+    /** Partition key without the membership bit (0x0001-0x7fff). */
+    pkey: pkey.optional(),
+    dns: dns.optional(),
+    prevResult: z.record(z.unknown()).optional(),
+    logFile: z.string().startsWith("/", "must be an absolute path").optional(),
+    logLevel: z.enum(LOG_LEVELS).default("error"),
+    /** Bytes; at this size the log file is renamed to `<logFile>.1` (replacing it) and a new one begun. */
+    logMaxSize: z.number().int().min(4096).max(1 << 30).default(DEFAULT_LOG_MAX_SIZE),
+    /** Seconds one IPAM run may take before it is killed. */
+    ipamTimeout: z.number().int().min(1).max(600).default(DEFAULT_IPAM_TIMEOUT_SECONDS),
+  }).transform(({ ipam, ipamTimeout, ...fields }) => ({
+    ...fields,
+    /** `ipam.type`; null when no IPAM plugin is named: layer 2 only, no addresses. */
+    ipamType: ipam,
+    ipamTimeoutSeconds: ipamTimeout,
+  })),
+);
 
 /** The validated configuration the verbs work from (derived from the schema). */
 export type NetConf = z.output<typeof schema>;
@@ -134,10 +168,10 @@ function asObject(decoded: unknown): Record<string, unknown> {
   return decoded as Record<string, unknown>;
 }
 
-/** Code 1 for a cniVersion this plugin does not speak ("" and absent mean 0.1.0). */
+/** Code 1 for a cniVersion this plugin does not speak (absent, null and "" mean 0.1.0). */
 function requireSupportedVersion(raw: Record<string, unknown>): void {
   const v = raw.cniVersion;
-  if (v !== undefined && v !== "" && !isSupportedVersion(v)) {
+  if (!isUnsetVersion(v) && !isSupportedVersion(v)) {
     throw new CniError(
       ErrorCode.IncompatibleVersion,
       `cniVersion ${describe(v)} is not supported`,
@@ -159,23 +193,11 @@ function invalidField(raw: Record<string, unknown>, issue: z.ZodIssue): CniError
 }
 
 /**
- * The IPAM problems no verb may execute: `ipam` with fields but no type; `dhcp` (code 2); this plugin
- * itself, by the config's own `type` or the running executable's name (code 7), which would start a chain
- * of plugin processes that never ends. Null when the IPAM type is usable.
+ * The IPAM problems no verb may execute: `dhcp` (code 2); this plugin itself, by the config's own `type` or
+ * the running executable's name (code 7), which would start a chain of plugin processes that never ends.
+ * Null when the IPAM type is usable or there is none.
  */
-function ipamProblem(
-  raw: Record<string, unknown>,
-  conf: NetConf,
-  selfName: string | undefined,
-): CniError | null {
-  const ipam = raw.ipam as Record<string, unknown>;
-  if (conf.ipamType === null && Object.keys(ipam).length > 0) {
-    return new CniError(
-      ErrorCode.InvalidNetworkConfig,
-      'invalid network configuration: field "ipam.type" is missing',
-      'use "ipam": {} for an interface without addresses',
-    );
-  }
+function ipamProblem(conf: NetConf, selfName: string | undefined): CniError | null {
   if (conf.ipamType === "dhcp") {
     return new CniError(
       ErrorCode.UnsupportedField,
@@ -205,7 +227,7 @@ export function parseNetConf(decoded: unknown, selfName?: string): NetConf {
   requireSupportedVersion(raw);
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw invalidField(raw, parsed.error.issues[0]!);
-  const problem = ipamProblem(raw, parsed.data, selfName);
+  const problem = ipamProblem(parsed.data, selfName);
   if (problem !== null) throw problem;
   return parsed.data;
 }
@@ -226,8 +248,8 @@ export interface DelConf {
  * of ours: `ipam` is then read as `{}`, nothing is executed.
  * @param decoded the JSON value read from stdin
  * @param selfName the basename of the running executable
- * @throws CniError code 7 when the config is not an object or name, type or ipam is unusable; code 1
- * for an unsupported cniVersion.
+ * @throws CniError code 7 when the config is not an object or name, type or ipam is unusable (ipam not an
+ * object, ipam.type a path); code 1 for an unsupported cniVersion.
  */
 export function parseDelConf(decoded: unknown, selfName?: string): DelConf {
   const raw = asObject(decoded);
@@ -240,9 +262,8 @@ export function parseDelConf(decoded: unknown, selfName?: string): DelConf {
     const parsed = schema.safeParse(lenient);
     if (parsed.success) {
       const conf = parsed.data;
-      const problem = ipamTypeUnusable ? null : ipamProblem(raw, conf, selfName);
+      const problem = ipamTypeUnusable ? null : ipamProblem(conf, selfName);
       if (problem !== null) {
-        if (conf.ipamType === null) throw problem; // ipam with fields but no type: which plugin holds the lease?
         ignored.push(`${problem.message}; no lease of it can exist, nothing executed`);
         conf.ipamType = null;
       }
@@ -285,15 +306,15 @@ const validAttachments = z.array(z.object({ containerID: z.string(), ifname: z.s
 
 /**
  * The `cni.dev/valid-attachments` of a GC config (CNI spec 1.1.0, "GC: Clean up any stale resources"): the
- * attachments whose resources must stay. Null when the field is absent: without the list nothing is known
- * to be stale. Read only by GC, so that no other verb can fail on it.
+ * attachments whose resources must stay. Null when the field is absent or null: without the list nothing is
+ * known to be stale. Read only by GC, so that no other verb can fail on it.
  * @throws CniError code 7 when the field is not an array of {containerID, ifname} strings: deleting from a
  * list that cannot be read could delete an attachment in use.
  */
 export function parseValidAttachments(decoded: unknown): ValidAttachment[] | null {
   const raw = asObject(decoded);
   const value = raw["cni.dev/valid-attachments"];
-  if (value === undefined) return null;
+  if (value === undefined || value === null) return null;
   const parsed = validAttachments.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

@@ -75,7 +75,10 @@ const encoder = new TextEncoder();
 
 /** The most an IPAM plugin may print on stdout: a CNI result is a few KiB; more is a broken plugin. */
 export const IPAM_STDOUT_LIMIT = 4 << 20;
-/** The most of an IPAM plugin's stderr that is passed on to ours (the rest is dropped, with a note). */
+/**
+ * The most of an IPAM plugin's stderr that is passed on to ours: of more, its first 16 KiB and its last
+ * 48 KiB (where a failing plugin says why), with a line between saying how much was left out (ffi/spawn.ts).
+ */
 export const IPAM_STDERR_LIMIT = 64 << 10;
 
 /** Something stderr can be written to synchronously, as `Deno.stderr` is. */
@@ -83,9 +86,16 @@ export interface StderrWriter {
   writeSync(p: Uint8Array): number;
 }
 
+/** The start of `text`, trimmed, at most 200 characters. */
 function excerpt(text: string): string {
   const t = text.trim();
   return t.length > 200 ? `${t.slice(0, 197)}...` : t;
+}
+
+/** The end of `text`, trimmed, at most 200 characters: where a failing program's stderr says why. */
+function endExcerpt(text: string): string {
+  const t = text.trim();
+  return t.length > 200 ? `...${t.slice(-197)}` : t;
 }
 
 /**
@@ -295,7 +305,7 @@ export class Ipam {
     this.#log?.debug(
       `ipam ${verb}: ${binary} exited with ${ended}` +
         (output.descendantsKilled > 0 ? `, ${output.descendantsKilled} leftover process(es) killed` : "") +
-        `; stderr: ${excerpt(decoder.decode(output.stderr)) || "(empty)"}`,
+        `; stderr: ${endExcerpt(decoder.decode(output.stderr)) || "(empty)"}`,
     );
     if (output.timedOut) {
       throw new CniError(
@@ -321,7 +331,7 @@ export class Ipam {
           reported.details,
         );
       }
-      const stderr = excerpt(decoder.decode(output.stderr));
+      const stderr = endExcerpt(decoder.decode(output.stderr));
       throw new CniError(
         ErrorCode.IpamFailure,
         `IPAM plugin "${this.type}" ${verb} exited with ${ended}`,
@@ -340,19 +350,14 @@ export class Ipam {
     }
   }
 
-  /** Passes the plugin's stderr on to ours, as the CNI spec's delegation procedure says, within the limit. */
+  /**
+   * Passes the plugin's stderr on to ours, as the CNI spec's delegation procedure says, within the limit:
+   * its start and its end, the marker line of ffi/spawn.ts between them.
+   */
   #forwardStderr(output: ChildResult): void {
-    const parts = [output.stderr];
-    if (output.stderrTruncated) {
-      const newline = output.stderr.at(-1) === 0x0a ? "" : "\n";
-      parts.push(encoder.encode(
-        `${newline}ipoib: IPAM plugin "${this.type}" stderr truncated after ${IPAM_STDERR_LIMIT >> 10} KiB\n`,
-      ));
-    }
+    const bytes = output.stderr;
     try {
-      for (const bytes of parts) {
-        for (let off = 0; off < bytes.length;) off += this.#stderr.writeSync(bytes.subarray(off));
-      }
+      for (let off = 0; off < bytes.length;) off += this.#stderr.writeSync(bytes.subarray(off));
     } catch { /* a caller that closed our stderr does not make the IPAM run fail */ }
   }
 }

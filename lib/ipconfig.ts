@@ -18,6 +18,8 @@ export const DAD_TIMEOUT_MS = 10_000;
 
 /** IFF_RUNNING (linux/if.h): the kernel sets it while the link is operationally up, clears it without carrier. */
 const IFF_RUNNING = 0x40;
+/** Scope of a route to a destination on the link (linux/rtnetlink.h RT_SCOPE_LINK). */
+const RT_SCOPE_LINK = 253;
 /** The main routing table (linux/rtnetlink.h RT_TABLE_MAIN). */
 const RT_TABLE_MAIN = 254;
 /** EEXIST (asm-generic/errno-base.h). */
@@ -55,9 +57,17 @@ function cidrOrThrow(text: string, what: string): CidrBytes {
   })();
 }
 
-/** The gateway a route uses: its own, else the gateway of the first address of its family (as Go plugins do). */
+/**
+ * The gateway a route uses: its own, else the gateway of the first address of its family (as Go plugins
+ * do), except for a route of link or host scope (RT_SCOPE_LINK 253, RT_SCOPE_HOST 254: a CNI 1.1.0 route's
+ * `scope`): its destination is on the link, and the kernel refuses a gateway on it ("Nexthop has invalid
+ * gateway"). containernetworking/plugins' ipam.ConfigureIface (pkg/ipam/ipam_linux.go, 2026) still fills
+ * the gateway in whatever the scope and so fails such a route; Debian's 1.1.1 knows no `scope` and adds it
+ * with the gateway in universe scope.
+ */
 function routeGateway(route: ResultRoute, result: Result, family: 4 | 6): string | undefined {
   if (route.gw) return route.gw;
+  if (route.scope !== undefined && route.scope >= RT_SCOPE_LINK) return undefined;
   return result.ips.find((ip) => ip.gateway && cidrBytes(ip.address)?.family === family)?.gateway;
 }
 
@@ -131,9 +141,9 @@ export function applyIpConfig(
       throw new CniError(ErrorCode.IoFailure, `cannot enable IPv6 on "${ifname}"`, String(e), { cause: e });
     }
   }
-  for (const address of plan.addresses) nl.addAddress(link.index, address);
+  for (const address of plan.addresses) nl.addAddress(link.index, address, ifname);
   if (plan.hasV6 && opts.settle !== false) waitForDad(nl, link.index, ifname);
-  for (const route of plan.routes) addRouteUnlessEqual(nl, { ...route, index: link.index });
+  for (const route of plan.routes) addRouteUnlessEqual(nl, { ...route, index: link.index, ifname });
 }
 
 /** Adds a route; EEXIST (without NLM_F_EXCL the kernel says it only for an identical route) is success. */

@@ -90,6 +90,9 @@ export async function runVerb(inv: Invocation): Promise<unknown> {
   log.info(`start: network "${conf.name}", cniVersion ${conf.cniVersion}, master ${conf.master}`);
   log.debug(`config: ${new TextDecoder().decode(inv.stdin).trim()}`);
   for (const what of ignored) log.report(`DEL goes on without: ${what}`);
+  if (conf.ipamType === null) {
+    log.info("no IPAM plugin runs: ipam.type is not set; layer 2 only, no addresses");
+  }
   const unusable = env.command === "DEL" ? unusableIfnameProblem(env.ifname) : null;
   if (unusable !== null) {
     // ADD and every IPAM plugin built on Go's skel refuse such a name: no link, no lease can carry it.
@@ -170,8 +173,8 @@ function lookupMaster(host: Netlink, ctx: Context) {
 }
 
 /**
- * A master that is down cannot carry the child's traffic: ADD refuses it with the code STATUS reports
- * for it (50, plugin not available), rather than attaching a pod that cannot talk.
+ * STATUS reports a master that is administratively down as code 50 (plugin not available): pods attached
+ * now get an interface without carrier. ADD does not refuse it (Go's macvlan attaches such pods too).
  */
 function requireMasterUp(master: { name: string; up: boolean }): void {
   if (!master.up) {
@@ -347,11 +350,12 @@ async function cmdAdd(ctx: Context): Promise<unknown> {
   using pod = log.step("open netns", () => openPodNetns(env.netns));
   using host = Netlink.open();
   using podNl = pod.run(() => Netlink.open());
-  const { master, spec } = log.step("inspect master", () => {
-    const found = lookupMaster(host, ctx);
-    requireMasterUp(found.master);
-    return found;
-  });
+  const { master, spec } = log.step("inspect master", () => lookupMaster(host, ctx));
+  if (!master.up) {
+    // As Go's macvlan does: the pod gets its interface and addresses now, without carrier until the master
+    // comes up (STATUS reports the master as code 50 meanwhile).
+    log.info(`master "${master.name}" is down: the child has no carrier until it is brought up`);
+  }
   const mtu = childMtu(conf, master);
   await using undo = new AsyncDisposableStack();
 
@@ -394,7 +398,8 @@ async function cmdAdd(ctx: Context): Promise<unknown> {
       throw new CniError(ErrorCode.IpamFailure, `IPAM plugin "${ipam.type}" returned no IP addresses`);
     }
     const plan = planIpConfig(result);
-    // Without carrier DAD cannot run: the addresses settle when the port comes up (PR 1207 of the plugins).
+    // Without carrier (a master down, or up without link) DAD cannot run: the addresses settle when the
+    // port comes up (PR 1207 of the plugins).
     const settle = isOperUp(master);
     log.step(
       "apply addresses and routes",
@@ -565,11 +570,46 @@ async function cmdCheck(ctx: Context): Promise<null> {
     await log.stepAsync("ipam check", () => ipam.exec("CHECK"));
   }
   const { master, spec } = withHostNetlink((host) => lookupMaster(host, ctx));
+  // Resolved here, in the plugin's own namespace: inside pod.run a path such as /proc/self/ns/net would
+  // name the pod itself (under `deno run` the JS thread is the main thread, which /proc/self follows).
+  const ifIndex = ourInterfaceIndex(ctx, prev, pod);
   pod.run(() => {
     using nl = Netlink.open();
-    checkInterface(nl, ctx, prev, master, spec, pod);
+    checkInterface(nl, ctx, prev, ifIndex, master, spec);
   });
   return null;
+}
+
+/**
+ * The index in prevResult's `interfaces` of this attachment's interface: the first entry named CNI_IFNAME
+ * whose `sandbox` is the pod's namespace by identity (other entries of that name may be in other sandboxes,
+ * e.g. a pod's `net1` of another network listed before ours). Must run outside the pod's namespace.
+ * @throws CniError code 102 when no entry is, naming the sandboxes that were listed instead
+ */
+function ourInterfaceIndex(ctx: Context, prev: Result, pod: Netns): number {
+  const { env } = ctx;
+  const named = prev.interfaces.flatMap((iface, index) =>
+    iface.name === env.ifname && iface.sandbox !== undefined ? [{ index, sandbox: iface.sandbox }] : []
+  );
+  const ours = named.find((i) => namesSameNetns(i.sandbox, pod));
+  if (ours !== undefined) return ours.index;
+  throw checkFailed(
+    ctx,
+    named.length === 0
+      ? `prevResult has no interface "${env.ifname}" in a sandbox`
+      : `prevResult puts interface "${env.ifname}" in sandbox ${
+        named.map((i) => i.sandbox).join(", ")
+      }, not in ${env.netns}`,
+  );
+}
+
+/** The code 102 error of a CHECK that found `msg`. */
+function checkFailed(ctx: Context, msg: string): CniError {
+  return new CniError(
+    ErrorCode.CheckFailed,
+    `CHECK: ${msg}`,
+    `container ${ctx.env.containerId}, netns ${ctx.env.netns}`,
+  );
 }
 
 /** Runs `fn` with a netlink socket of the host (current) namespace, closed afterwards. */
@@ -578,21 +618,22 @@ function withHostNetlink<T>(fn: (host: Netlink) => T): T {
   return fn(host);
 }
 
+/**
+ * Checks this attachment's interface inside the pod (the JS thread switched in, `nl` a socket of the pod):
+ * `ifIndex` is its entry in prevResult's `interfaces` ({@link ourInterfaceIndex}).
+ * @throws CniError code 102 for the first thing that is not as ADD left it
+ */
 function checkInterface(
   nl: Netlink,
   ctx: Context,
   prev: Result,
+  ifIndex: number,
   master: LinkInfo,
   spec: ChildSpec,
-  pod: Netns,
 ): void {
   const { env, driver } = ctx;
   const fail = (msg: string) => {
-    throw new CniError(
-      ErrorCode.CheckFailed,
-      `CHECK: ${msg}`,
-      `container ${env.containerId}, netns ${env.netns}`,
-    );
+    throw checkFailed(ctx, msg);
   };
   const link = nl.getLink(env.ifname);
   if (link === null) return fail(`interface "${env.ifname}" not found`);
@@ -602,12 +643,7 @@ function checkInterface(
   // them, and the CNI spec has CHECK allow that. What stays ours is the kind, parent and settings above, the
   // link being up, and the addresses and routes of prevResult (the chain's final result).
   if (!link.up) fail(`interface "${env.ifname}" is down`);
-  const ifIndex = prev.interfaces.findIndex((i) => i.name === env.ifname && i.sandbox !== undefined);
   const recorded = prev.interfaces[ifIndex];
-  if (recorded === undefined) fail(`prevResult has no interface "${env.ifname}" in a sandbox`);
-  if (!namesSameNetns(recorded!.sandbox!, pod)) {
-    fail(`prevResult puts interface "${env.ifname}" in sandbox ${recorded!.sandbox}, not in ${env.netns}`);
-  }
   if (recorded?.mac && recorded.mac.toLowerCase() !== link.hwaddr.toLowerCase()) {
     fail(`interface "${env.ifname}" has hardware address ${link.hwaddr}, prevResult says ${recorded.mac}`);
   }
@@ -621,7 +657,10 @@ function checkInterface(
   if (problemIp !== null) fail(problemIp);
 }
 
-/** True when `path` opens as the namespace `pod` (by device and inode, not path text). */
+/**
+ * True when `path` opens as the namespace `pod` (by device and inode, not path text). Call it in the
+ * plugin's own namespace: a /proc/self or /proc/thread-self path follows the thread.
+ */
 function namesSameNetns(path: string, pod: Netns): boolean {
   let other: Netns;
   try {

@@ -45,13 +45,21 @@ export function requireVersion(version: string, minimum: string, what: string): 
 }
 
 /**
- * The cniVersion a decoded config asks for: "" and an absent field mean {@link DEFAULT_VERSION} (libcni
- * sends "" for a .conf without one); anything that is not a config object yields undefined.
+ * True when a cniVersion value means "none given": absent, null or "". libcni sends "" for a .conf without
+ * one, and Go's JSON decoding leaves the field empty for null; both then read it as {@link DEFAULT_VERSION}.
+ */
+export function isUnsetVersion(v: unknown): v is undefined | null | "" {
+  return v === undefined || v === null || v === "";
+}
+
+/**
+ * The cniVersion a decoded config asks for: absent, null and "" mean {@link DEFAULT_VERSION}
+ * ({@link isUnsetVersion}); anything that is not a config object yields undefined.
  */
 export function configVersion(decoded: unknown): unknown {
   if (decoded === null || typeof decoded !== "object" || Array.isArray(decoded)) return undefined;
   const v = (decoded as Record<string, unknown>).cniVersion;
-  return v === undefined || v === "" ? DEFAULT_VERSION : v;
+  return isUnsetVersion(v) ? DEFAULT_VERSION : v;
 }
 
 /** The cniVersion a failure is reported in: the decoded config's when it names a supported one, else the latest. */

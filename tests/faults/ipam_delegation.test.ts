@@ -7,7 +7,14 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { runPlugin } from "../../support/run.ts";
 import { exists } from "../../support/fs.ts";
-import { assertAddFailsCleanly, assertDelSucceeds, FAULTY, netConf, withFixture } from "./harness.ts";
+import {
+  assertAddFailsCleanly,
+  assertCniError,
+  assertDelSucceeds,
+  FAULTY,
+  netConf,
+  withFixture,
+} from "./harness.ts";
 import { assertNothingLeft, cniEnv, hostLocal, type Json } from "../../support/fixture.ts";
 
 const IPAM_FAILURE = 101;
@@ -113,19 +120,52 @@ exec $GO_CNI/host-local`,
   });
 });
 
-Deno.test("540 MB on the IPAM plugin's stderr: ADD succeeds, stderr passed on truncated at 64 KiB", async () => {
+// Changed on purpose (issue 10 review): stderr keeps its first 16 KiB and its last 48 KiB with a marker line
+// between, no longer its first 64 KiB with a note after.
+Deno.test("540 MB on the IPAM plugin's stderr: ADD succeeds, its start and end passed on, 64 KiB in all", async () => {
   await withFixture(async (f) => {
     await f.ipams.addScript(
       "loud-ipam",
-      "head -c 540000000 /dev/zero | tr '\\0' e >&2\nexec $GO_CNI/host-local",
+      "head -c 540000000 /dev/zero | tr '\\0' e >&2\necho ' loud-ipam: the last line' >&2\nexec $GO_CNI/host-local",
     );
     const c = netConf(f, hostLocal(f, "10.124.3.0/24", { type: "loud-ipam" }));
     const add = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
     assertEquals(add.code, 0, add.stdout + add.stderr.slice(-500));
     assert(add.stderr.length < 70 * 1024, `stderr of ${add.stderr.length} bytes`);
-    assertStringIncludes(add.stderr, "e".repeat(60 * 1024));
-    assertStringIncludes(add.stderr, `\nipoib: IPAM plugin "loud-ipam" stderr truncated after 64 KiB\n`);
+    const marker = add.stderr.match(/\n\[\.\.\. (\d+) bytes omitted \.\.\.\]\n/);
+    assert(marker !== null, add.stderr.slice(0, 100));
+    assertEquals(Number(marker![1]), 540000000 + 26 - 64 * 1024);
+    const [head, tail] = add.stderr.split(marker![0]) as [string, string];
+    assertEquals(head, "e".repeat(16 * 1024));
+    assert(tail.startsWith("e".repeat(40 * 1024)));
+    assert(tail.endsWith("e loud-ipam: the last line\n"), tail.slice(-100));
     await assertDelSucceeds(f, c);
+  });
+});
+
+Deno.test("a chatty IPAM plugin's final error line reaches our stderr and the error's details", async () => {
+  await withFixture(async (f) => {
+    await f.ipams.addScript(
+      "chatty-fail-ipam",
+      `[ "$CNI_COMMAND" = ADD ] || exec $GO_CNI/host-local
+i=0; while [ $i -lt 2000 ]; do echo "progress line $i: looking at the address range" >&2; i=$((i+1)); done
+echo "FATAL: no usable address range for 10.124.6.0/24" >&2
+exit 3`,
+    );
+    const c = netConf(f, hostLocal(f, "10.124.6.0/24", { type: "chatty-fail-ipam" }));
+    const r = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
+    const e = assertCniError(r, IPAM_FAILURE, /^IPAM plugin "chatty-fail-ipam" ADD exited with code 3$/);
+    assertMatch(e.details as string, /FATAL: no usable address range for 10\.124\.6\.0\/24$/);
+    assert(r.stderr.length < 70 * 1024, `stderr of ${r.stderr.length} bytes`);
+    assert(r.stderr.startsWith("progress line 0: looking at the address range\n"), r.stderr.slice(0, 100));
+    assertMatch(r.stderr, /\n\[\.\.\. \d+ bytes omitted \.\.\.\]\n/);
+    assert(
+      r.stderr.includes("progress line 1999: looking at the address range\nFATAL: no usable address range"),
+      r.stderr.slice(-300),
+    );
+    await assertNothingLeft(f);
+    await assertDelSucceeds(f, c);
+    await assertNothingLeft(f);
   });
 });
 

@@ -86,7 +86,8 @@ Deno.test("a failed ADD logs the failing step with its cause chain, then each cl
       { logFile, logLevel: "error" },
     );
     const r = await runPlugin(FAULTY, cniEnv(f, "ADD"), JSON.stringify(c));
-    const e = assertCniError(r, 100, /^add route 10\.99\.0\.0\/16/);
+    // The device by its name in the pod, as `ip route` would name it.
+    const e = assertCniError(r, 100, /^add route 10\.99\.0\.0\/16 via 192\.0\.2\.1 dev ib1: /);
     const lines = await logLines(f, logFile, "ADD");
     // logLevel error: only failures, no "ok" steps.
     assert(lines.every((l) => / ERROR /.test(l)), lines.join("\n"));

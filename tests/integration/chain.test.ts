@@ -292,6 +292,63 @@ Deno.test("CHECK refuses a prevResult that puts our interface in another sandbox
   });
 });
 
+Deno.test("CHECK picks, among interfaces of our name, the one in our sandbox; Go macvlan does the same", async () => {
+  await withFixture(async (f) => {
+    await using other = await TestNetns.create("tchy");
+    const c = conf(f, "1.0.0", hostLocal(f, "10.96.8.0/24"));
+    const result = await add(f, c);
+    // Another network's interface of the same name in another pod, listed before ours (its IP points at it).
+    const withOtherFirst = (r: Json, ifname: string, otherIps: Json[]) => ({
+      ...r,
+      interfaces: [{ name: ifname, sandbox: other.path }, ...(r.interfaces as Json[])],
+      ips: [
+        ...otherIps,
+        ...(r.ips as Json[]).map((ip) => ({ ...ip, interface: (ip.interface as number) + 1 })),
+      ],
+    });
+    await assertCheckPasses(f, c, withOtherFirst(result, "ib1", []));
+    await assertCheckPasses(f, c, withOtherFirst(result, "ib1", [{ address: "10.96.9.9/24", interface: 0 }]));
+    // Only the other one: fails, naming its sandbox.
+    const onlyOther = await check(f, c, { ...result, interfaces: [{ name: "ib1", sandbox: other.path }] });
+    assertEquals(onlyOther.json?.code, 102, JSON.stringify(onlyOther.json));
+    assertMatch(onlyOther.json?.msg as string, /in sandbox .*tchy.*, not in/);
+
+    // Go macvlan 1.1.1 on the same shape of prevResult: CHECK passes (it matches the sandbox by path text).
+    // With an address of the other interface it fails ("Failed to match addr"): it looks for every
+    // address of the result on its own interface.
+    const goEnv = (verb: string) =>
+      cniEnv(f, verb, { CNI_IFNAME: "go1", CNI_CONTAINERID: `go-${f.pod.name}` });
+    const goConf = { ...c, type: "macvlan" };
+    const goAdd = await runPlugin([`${GO_CNI}/macvlan`], goEnv("ADD"), JSON.stringify(goConf));
+    assertEquals(goAdd.code, 0, goAdd.stdout);
+    const goCheck = await runPlugin(
+      [`${GO_CNI}/macvlan`],
+      goEnv("CHECK"),
+      JSON.stringify({ ...goConf, prevResult: withOtherFirst(goAdd.json as Json, "go1", []) }),
+    );
+    assertEquals(goCheck.code, 0, `Go macvlan CHECK: ${goCheck.stdout}`);
+    assertEquals((await runPlugin([`${GO_CNI}/macvlan`], goEnv("DEL"), JSON.stringify(goConf))).code, 0);
+    await del(f, c);
+  });
+});
+
+Deno.test("CHECK resolves a prevResult sandbox of /proc/self/ns/net in the plugin's namespace: not the pod", async () => {
+  await withFixture(async (f) => {
+    const c = conf(f, "1.0.0", hostLocal(f, "10.96.10.0/24"));
+    const result = await add(f, c);
+    for (const path of ["/proc/self/ns/net", "/proc/thread-self/ns/net"]) {
+      const r = await check(f, c, {
+        ...result,
+        interfaces: (result.interfaces as Json[]).map((i) => ({ ...i, sandbox: path })),
+      });
+      assertEquals(r.json?.code, 102, `${path}: ${JSON.stringify(r.json)} ${r.stderr}`);
+      assertMatch(r.json?.msg as string, /in sandbox \/proc\/.*, not in/);
+    }
+    await assertCheckPasses(f, c, result);
+    await del(f, c);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------------------
 // Item 8: IPAM results of every version under every config version
 
@@ -360,6 +417,84 @@ for (const confVersion of ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0",
     }
   });
 }
+
+Deno.test("a 1.1.0 route of link scope without gw gets no gateway (ADD and CHECK pass); routes are proto boot as Go's", async () => {
+  const ours = {
+    cniVersion: "1.1.0",
+    ips: [
+      { address: "10.93.1.7/24", gateway: "10.93.1.1" },
+      { address: "fd00:93:1::7/64", gateway: "fd00:93:1::1" },
+    ],
+    routes: [
+      { dst: "10.92.1.0/24", scope: 253 },
+      { dst: "fd00:92:1::/64", scope: 253 },
+      { dst: "10.92.2.0/24" },
+    ],
+    dns: {},
+  };
+  // For Go macvlan 1.1.1 (CNI up to 1.0.0, no route scope): IPv4 only, so that its child and ours, bridged on
+  // one master, do not see each other's IPv6 duplicate address detection.
+  const goResult = {
+    cniVersion: "1.0.0",
+    ips: [{ address: "10.93.1.8/24", gateway: "10.93.1.1" }],
+    routes: [{ dst: "10.92.1.0/24", scope: 253 }, { dst: "10.92.2.0/24" }],
+    dns: {},
+  };
+  const dir = await Deno.makeTempDir({ prefix: "ipoib-chain-scope-" });
+  try {
+    await Deno.writeTextFile(`${dir}/ours.json`, JSON.stringify(ours));
+    await Deno.writeTextFile(`${dir}/go.json`, JSON.stringify(goResult));
+    await Deno.writeTextFile(
+      `${dir}/scope-ipam`,
+      `#!/bin/sh\ncat >/dev/null\n[ "$CNI_COMMAND" = ADD ] || exit 0\n` +
+        `if [ "$CNI_IFNAME" = go1 ]; then cat '${dir}/go.json'; else cat '${dir}/ours.json'; fi\n`,
+      { mode: 0o755 },
+    );
+    await withFixture(async (f) => {
+      const e = { CNI_PATH: dir };
+      const c = conf(f, "1.1.0", { type: "scope-ipam" });
+      const result = await add(f, c, e);
+      assertEquals(result.routes, ours.routes);
+      const r4 = await routes(f.pod.name, 4);
+      const link4 = r4.find((r) => r.dst === "10.92.1.0/24");
+      assertEquals(
+        [link4?.dev, link4?.scope, link4?.gateway],
+        ["ib1", "link", undefined],
+        JSON.stringify(r4),
+      );
+      const via = r4.find((r) => r.dst === "10.92.2.0/24");
+      assertEquals([via?.dev, via?.gateway], ["ib1", "10.93.1.1"]);
+      const link6 = (await routes(f.pod.name, 6)).find((r) => r.dst === "fd00:92:1::/64");
+      assertEquals([link6?.dev, link6?.gateway], ["ib1", undefined]);
+      const check = await runPlugin(
+        STANDIN,
+        cniEnv(f, "CHECK", e),
+        JSON.stringify({ ...c, prevResult: result }),
+      );
+      assertEquals(check.code, 0, `CHECK failed: ${check.stdout} ${check.stderr}`);
+
+      // Debian's Go macvlan with a 1.0.0 config: it knows no scope and adds both routes via the gateway.
+      const goEnv = (verb: string) =>
+        cniEnv(f, verb, { ...e, CNI_IFNAME: "go1", CNI_CONTAINERID: `go-${f.pod.name}` });
+      const goConf = { ...conf(f, "1.0.0", { type: "scope-ipam" }), type: "macvlan" };
+      const go = await runPlugin([`${GO_CNI}/macvlan`], goEnv("ADD"), JSON.stringify(goConf));
+      assertEquals(go.code, 0, go.stdout);
+      // `ip route` shows ours as it shows Go's: both RTPROT_BOOT ("proto boot", hidden without -d).
+      const detailed: Json[] = JSON.parse(
+        await sh("ip", "-n", f.pod.name, "-4", "-d", "-j", "route", "show", "10.92.2.0/24"),
+      );
+      assertEquals(
+        detailed.map((r) => [r.dev, r.protocol]).sort(),
+        [["go1", "boot"], ["ib1", "boot"]],
+        JSON.stringify(detailed),
+      );
+      assertEquals((await runPlugin([`${GO_CNI}/macvlan`], goEnv("DEL"), JSON.stringify(goConf))).code, 0);
+      await del(f, c, e);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 // ---------------------------------------------------------------------------------------------------------
 // Item 10: IPv6 on a master without carrier

@@ -84,7 +84,13 @@ ${delegate ? `exec ${delegate} < ${f.scratch}/${name}.stdin.$$` : "exit 0"}
   return { dir, calls };
 }
 
-for (const [label, version] of [['"cniVersion": ""', ""], ["no cniVersion", undefined]] as const) {
+for (
+  const [label, version] of [
+    ['"cniVersion": ""', ""],
+    ['"cniVersion": null', null],
+    ["no cniVersion", undefined],
+  ] as const
+) {
   Deno.test(`${label} is 0.1.0 on every verb, like Go macvlan; host-local gets the bytes as sent`, async () => {
     await withFixture(async (f) => {
       const recorder = await recordingPlugin(f, "hl-rec", `${GO_CNI}/host-local`);
@@ -317,6 +323,94 @@ Deno.test("ipam.type naming this plugin is code 7 before anything runs; DEL runs
       const del = await ok(f, "DEL", c, env);
       assert(del.stderr.includes("names this plugin itself"), del.stderr);
       assertEquals(recorder.calls(), [], `${name} was executed`);
+    }
+  });
+});
+
+/** Global (non link-local) addresses of `ifname` in the pod, as "address/prefix". */
+async function globalAddresses(f: Fixture, ifname: string): Promise<string[]> {
+  return (await addresses(f.pod.name, ifname)).map((a) => `${a.local}/${a.prefixlen}`);
+}
+
+Deno.test("no IPAM in any of its forms is layer 2 only on every verb, as Go macvlan; logged at info", async () => {
+  await withFixture(async (f) => {
+    const logFile = `${f.scratch}/noipam.log`;
+    const forms: [string, Json | undefined][] = [
+      ["ipam absent", undefined],
+      ['"ipam": null', { ipam: null }],
+      ['"ipam": {"type": ""}', { ipam: { type: "" } }],
+      ['"ipam": {"type": null}', { ipam: { type: null } }],
+      ["ipam without type", { ipam: { subnet: "10.231.8.0/24", dataDir: f.leases.dir } }],
+      ['"ipam": {}', { ipam: {} }],
+    ];
+    for (const [label, ipam] of forms) {
+      const c: Json = { ...conf(f, {}, { logFile, logLevel: "info" }), ...ipam };
+      if (ipam === undefined) delete c.ipam;
+      // An empty CNI_PATH as well: nothing is executed.
+      const noPath = { CNI_PATH: "" };
+      const result = (await ok(f, "ADD", c, noPath)).json as Json;
+      assertEquals(result.ips, undefined, label);
+      assertEquals((result.interfaces as Json[]).map((i) => i.name), ["ib1"], label);
+      assertEquals(await globalAddresses(f, "ib1"), [], label);
+      await ok(f, "CHECK", { ...c, prevResult: result }, noPath);
+      await ok(f, "STATUS", { ...c, cniVersion: "1.1.0" }, noPath);
+      await ok(f, "GC", { ...c, cniVersion: "1.1.0" }, noPath);
+
+      const go = await goMacvlan(f, c, "ADD");
+      assertEquals(go.code, 0, `Go macvlan, ${label}: ${go.stdout}`);
+      assertEquals((go.json as Json).ips, undefined, label);
+      assertEquals(await globalAddresses(f, "go1"), [], label);
+      assertEquals((await goMacvlan(f, c, "DEL")).code, 0, label);
+
+      const del = await ok(f, "DEL", c, noPath);
+      assertEquals([del.stdout, del.stderr], ["", ""], label);
+      assertEquals(await f.pod.links(), [], label);
+    }
+    const log = await Deno.readTextFile(logFile);
+    for (const verb of ["ADD", "CHECK", "STATUS", "GC", "DEL"]) {
+      assertMatch(
+        log,
+        new RegExp(` INFO \\[\\d+\\] ${verb} .*no IPAM plugin runs: ipam\\.type is not set`),
+        verb,
+      );
+    }
+    // A path or this plugin itself is still refused.
+    assertError(await run(f, "ADD", conf(f, { type: "/usr/lib/cni/host-local" })), 7, /"ipam\.type"/);
+    assertError(await run(f, "ADD", conf(f, { type: "ipoib" })), 7, /names this plugin itself/);
+  });
+});
+
+Deno.test("null in any optional field is not set, on ADD, CHECK and DEL, as Go macvlan reads it", async () => {
+  await withFixture(async (f) => {
+    const optional = [
+      "mtu",
+      "pkey",
+      "dns",
+      "logFile",
+      "logLevel",
+      "logMaxSize",
+      "ipamTimeout",
+      "prevResult",
+      "args",
+      "runtimeConfig",
+      "capabilities",
+    ];
+    const base = conf(f, hostLocal(f, "10.231.9.0/24"));
+    for (
+      const edit of [...optional.map((field) => ({ [field]: null })), {
+        ...Object.fromEntries(optional.map((o) => [o, null])),
+      }]
+    ) {
+      const c = { ...base, ...edit };
+      const label = Object.keys(edit).join(",");
+      const result = (await ok(f, "ADD", c)).json as Json;
+      assertEquals(await globalAddresses(f, "ib1"), (result.ips as Json[]).map((ip) => ip.address), label);
+      await ok(f, "CHECK", { ...c, prevResult: result });
+      const go = await goMacvlan(f, c, "ADD");
+      assertEquals(go.code, 0, `Go macvlan, ${label}: ${go.stdout}`);
+      assertEquals((await goMacvlan(f, c, "DEL")).code, 0, label);
+      const del = await ok(f, "DEL", c);
+      assertEquals(del.stderr, "", `${label}: DEL went on without a field`);
     }
   });
 });

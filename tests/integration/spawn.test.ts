@@ -99,8 +99,11 @@ Deno.test("runChild keeps at most the limits of stdout and stderr, reading the r
   assertEquals(r.code, 0, "the child was not blocked by a full pipe");
   assertEquals(r.stdout.length, 1 << 20);
   assertEquals(r.stdoutTruncated, true);
-  assertEquals(r.stderr.length, 1000);
+  // Changed on purpose: stderr keeps its start (a quarter) and its end (where "done" is), not its first 1000.
+  const marker = `\n[... ${3000005 - 1000} bytes omitted ...]\n`;
+  assertEquals(decoder.decode(r.stderr), "\0".repeat(250) + marker + "\0".repeat(745) + "done\n");
   assertEquals(r.stderrTruncated, true);
+  assertEquals(r.stderrOmitted, 3000005 - 1000);
   const small = runChild({
     path: SH,
     args: ["-c", "printf abc"],

@@ -34,8 +34,10 @@ Deno.test("requireVersion refuses older versions with code 1", () => {
   assertEquals(e.message, "CHECK requires cniVersion 0.4.0 or later");
 });
 
-Deno.test('configVersion and requestedVersion read "" and an absent cniVersion as 0.1.0 (libcni\'s .conf)', () => {
+Deno.test('configVersion and requestedVersion read "", null and an absent cniVersion as 0.1.0 (libcni\'s .conf)', () => {
   assertEquals(configVersion({ cniVersion: "" }), "0.1.0");
+  assertEquals(configVersion({ cniVersion: null }), "0.1.0");
+  assertEquals(requestedVersion({ cniVersion: null }), "0.1.0");
   assertEquals(configVersion({ name: "n" }), "0.1.0");
   assertEquals(configVersion({ cniVersion: "0.4.0" }), "0.4.0");
   assertEquals(configVersion({ cniVersion: 4 }), 4);
