@@ -9,6 +9,7 @@ import { BUILD_INFO } from "./build_info.ts";
 import { errorObject, toCniError } from "./errors.ts";
 import { parseEnvironment, refuseNestedRun } from "./env.ts";
 import { oneLine } from "./log.ts";
+import { foldConfigKeys } from "./keys.ts";
 import { decodeJson, readStdin, type SyncReader } from "./stdin.ts";
 import { configVersion, LATEST_VERSION, requestedVersion, SUPPORTED_VERSIONS } from "./version.ts";
 import type { LinkDriver } from "./driver.ts";
@@ -104,7 +105,8 @@ export async function runPlugin(
     let decoded: unknown;
     let undecodable: unknown = null;
     try {
-      decoded = decodeJson(text);
+      // Member names matched as Go's encoding/json matches them ("Master" is master), as Go's plugins read them.
+      decoded = foldConfigKeys(decodeJson(text));
     } catch (e) {
       undecodable = e;
     }

@@ -15,29 +15,15 @@ import { compareVersions } from "./version.ts";
 export type IpamVerb = "ADD" | "DEL" | "CHECK" | "GC" | "STATUS" | "VERSION";
 
 /**
- * Refuses CNI_PATH entries that are relative or exist but are not directories, before anything runs.
- * Entries that do not exist are allowed: runtimes commonly list several candidate directories.
+ * The path of the executable plugin `type` in the first CNI_PATH directory that holds it. A relative entry
+ * is skipped: it would name a directory relative to wherever the runtime happened to start the plugin. Such
+ * an entry, or one that is a file, does not fail the run either (Go's plugins accept both), so a DEL can
+ * still finish.
+ * @throws IpamNotFound when no directory holds it, or the first file found is not executable
  */
-export function validateCniPath(path: string[]): void {
-  for (const dir of path) {
-    if (!dir.startsWith("/")) {
-      throw new CniError(ErrorCode.InvalidEnvironment, `CNI_PATH entry "${dir}" is not an absolute path`);
-    }
-    let info: Deno.FileInfo;
-    try {
-      info = Deno.statSync(dir);
-    } catch {
-      continue;
-    }
-    if (!info.isDirectory) {
-      throw new CniError(ErrorCode.InvalidEnvironment, `CNI_PATH entry "${dir}" is not a directory`);
-    }
-  }
-}
-
-/** The path of the executable plugin `type` in the first CNI_PATH directory that holds it. */
 export function findPlugin(type: string, path: string[]): string {
   for (const dir of path) {
+    if (!dir.startsWith("/")) continue;
     const candidate = `${dir.replace(/\/+$/, "")}/${type}`;
     let info: Deno.FileInfo;
     try {

@@ -24,7 +24,7 @@ import {
   unusableIfnameProblem,
 } from "./env.ts";
 import { CniError, ErrorCode } from "./errors.ts";
-import { Ipam, IpamNotFound, validateCniPath } from "./ipam.ts";
+import { Ipam, IpamNotFound } from "./ipam.ts";
 import { Logger } from "./log.ts";
 import { attachmentMark, type MarkFields, markFields, parseMark } from "./mark.ts";
 import { formatResult, limitToVersion, mergePrevResult, parseResult, type Result } from "./result.ts";
@@ -102,7 +102,6 @@ export async function runVerb(inv: Invocation): Promise<unknown> {
   let lock: AttachmentLock | null = null;
   try {
     if (conf.ipamType !== null) requireCniPath(env, conf.ipamType);
-    validateCniPath(env.path);
     // One ADD, DEL or CHECK of an attachment at a time, and none while the IPAM plugin of a killed one runs.
     lock = await lockAttachment(env, conf, log);
     const driver = await inv.loadDriver();

@@ -414,3 +414,29 @@ Deno.test("null in any optional field is not set, on ADD, CHECK and DEL, as Go m
     }
   });
 });
+
+Deno.test("member names in another case (Master, IPAM/Type, MTU, CNIVersion) are read as Go macvlan reads them", async () => {
+  await withFixture(async (f) => {
+    // Go's encoding/json matches member names without regard to case: each of these attaches there.
+    const c: Json = {
+      CNIVersion: "1.0.0",
+      name: "cfgnet",
+      type: "ipoib",
+      Master: f.master.name,
+      MTU: 1400,
+      IPAM: { Type: "host-local", dataDir: f.leases.dir, ranges: [[{ subnet: "10.231.9.0/24" }]] },
+    };
+    const go = await goMacvlan(f, c, "ADD");
+    assertEquals(go.code, 0, go.stdout);
+    const goResult = go.json as Json;
+    const result = (await ok(f, "ADD", c)).json as Json;
+    assertEquals(result.cniVersion, goResult.cniVersion);
+    assertEquals((result.ips as Json[]).length, 1, "IPAM ran");
+    const links = await f.pod.links();
+    assertEquals(links.find((l) => l.ifname === "ib1")!.mtu, 1400);
+    assertEquals(links.find((l) => l.ifname === "go1")!.mtu, 1400);
+    await ok(f, "CHECK", { ...c, prevResult: result });
+    assertEquals((await goMacvlan(f, c, "DEL")).code, 0);
+    await ok(f, "DEL", c);
+  }, 1500);
+});
