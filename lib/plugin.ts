@@ -479,7 +479,7 @@ async function cmdDel(ctx: Context): Promise<null> {
   // The kernel returns an IPoIB child to the host when the pod's namespace dies (netns_refund), under its
   // pod name or dev<ifindex>: the mark finds it under any name. Looked for also when the pod held our child:
   // an ADD retried after such a refund leaves the returned one behind.
-  log.step("delete marked child in the host", () => deleteMarkedInHost(host, ctx));
+  log.step("delete marked child in the host", () => deleteMarked(host, ctx, "host"));
   return null;
 }
 
@@ -522,15 +522,23 @@ function deleteInPod(ctx: Context, master: LinkInfo | null, tmpName: string): vo
       using nl = Netlink.open();
       deleteOurLinkNamed(nl, env.ifname, ctx, master, "pod");
       deleteOurLinkNamed(nl, tmpName, ctx, master, "pod");
+      // Something in the pod may have renamed our child (ip link set net1 name ib0): the mark still finds it.
+      deleteMarked(nl, ctx, "pod");
     }));
 }
 
-/** Deletes every link of the host namespace that carries this attachment's mark, under any name. */
-function deleteMarkedInHost(host: Netlink, ctx: Context): void {
-  for (const link of host.listLinks()) {
+/**
+ * Deletes every link of the socket's namespace that carries this attachment's mark, under any name: in the
+ * host, a child the kernel returned there; in the pod, one renamed there.
+ */
+function deleteMarked(nl: Netlink, ctx: Context, where: "host" | "pod"): void {
+  for (const link of nl.listLinks()) {
     if (!marksThisAttachment(link.alias, ctx)) continue;
-    deleteLinkGone(host, link.index);
-    ctx.log.info(`deleted ${describeLink(link)}, returned to the host by the kernel`);
+    deleteLinkGone(nl, link.index);
+    ctx.log.info(
+      `deleted ${describeLink(link)} in the ${where}` +
+        (where === "host" ? ", returned there by the kernel" : ", renamed there"),
+    );
   }
 }
 
@@ -679,9 +687,23 @@ async function cmdGc(ctx: Context): Promise<null> {
   // (netns_refund): those of this network whose attachment is no longer valid are collected here.
   const ipamGc = await ipamSupportsGcStatus(ctx);
   const failure = await collectReturnedChildren(ctx, ipamGc);
+  removeUnheldLocks(ctx.log);
   if (ipamGc) await forwardToIpam(ctx, "GC");
   if (failure !== null) throw failure;
   return null;
+}
+
+/**
+ * Removes the attachment lock files that no one holds: a run killed by its runtime cannot remove its own
+ * (ffi/lock.ts). A failure costs an inode on tmpfs only: logged, GC goes on.
+ */
+function removeUnheldLocks(log: Logger): void {
+  try {
+    const removed = AttachmentLock.removeUnheld();
+    if (removed.length > 0) log.info(`GC: removed ${removed.length} lock file(s) no run holds`);
+  } catch (e) {
+    log.info(`GC: lock files not swept: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 /**
@@ -689,7 +711,8 @@ async function cmdGc(ctx: Context): Promise<null> {
  * ifname) is not in `cni.dev/valid-attachments`, skipping any whose attachment lock is held (an ADD, DEL
  * or CHECK in flight, or its IPAM plugin). Without the list nothing is known to be stale: nothing is
  * deleted. When the IPAM plugin gets no GC (`ipamGc` false: it predates CNI 1.1.0), the lease of each
- * child deleted is released by the IPAM's DEL ({@link releaseLease}). Goes on past a failure, which it
+ * child is released by the IPAM's DEL ({@link releaseLease}) before the child is deleted, and a child
+ * whose release failed stays. Goes on past a failure, which it
  * returns (null when none) so that the IPAM still gets its GC.
  */
 async function collectReturnedChildren(ctx: Context, ipamGc: boolean): Promise<CniError | null> {
@@ -720,8 +743,10 @@ async function collectReturnedChildren(ctx: Context, ipamGc: boolean): Promise<C
       // Looked up again under the lock: the link seen in the listing may have gone or been reused since.
       const now = host.getLink(link.index);
       if (now !== null && now.alias === link.alias) {
-        log.step(`GC: delete ${describeLink(now)}`, () => deleteLinkGone(host, now.index));
+        // The lease first: the child's mark is its only record, so a release that fails (or a GC killed
+        // meanwhile) keeps the child, and the next GC tries again.
         if (!ipamGc) await releaseLease(ctx, mark, lock.fd);
+        log.step(`GC: delete ${describeLink(now)}`, () => deleteLinkGone(host, now.index));
       }
     } catch (e) {
       failure ??= e instanceof CniError ? e : new CniError(ErrorCode.Internal, String(e));
