@@ -43,6 +43,13 @@ const LOCK_NB = 4;
 const RETRY_MS = 5;
 /** After killing the holders of a lock, how long to wait for them to be gone. */
 const KILL_GRACE_MS = 5_000;
+/**
+ * How much longer than the wait a holder may keep the lock before a DEL kills it: a run's own steps
+ * around its IPAM plugin (kernel, start-up) take a little beyond the IPAM time limit.
+ */
+export const HOLD_GRACE_MS = 1_000;
+/** st_mtim (seconds, then nanoseconds) in struct stat: offset 88 on x86_64 and in arm64's generic layout. */
+const ST_MTIM_OFFSET = 88;
 /** glibc's struct dirent on 64-bit Linux: d_name follows d_ino (8), d_off (8), d_reclen (2), d_type (1). */
 const DIRENT_NAME_OFFSET = 19;
 
@@ -103,16 +110,40 @@ function identityAt(path: string): FileId | null {
   return { dev: BigInt(info.dev), ino: BigInt(info.ino ?? -1) };
 }
 
-/** flock(LOCK_EX) on `fd`, retried every RETRY_MS until `deadline`; false when the time ran out. */
-function waitForLock(fd: number, path: string, deadline: number): boolean {
+/**
+ * flock(LOCK_EX) on `fd`, retried every RETRY_MS until `deadline` (performance.now() scale, or a function
+ * giving it anew at each try: the holder may change meanwhile); false when the time ran out.
+ */
+function waitForLock(fd: number, path: string, deadline: number | (() => number)): boolean {
   while (libc.flock(fd, LOCK_EX | LOCK_NB) < 0) {
     const e = errno();
     // EWOULDBLOCK (EAGAIN on Linux): held by another open file.
     if (e !== Errno.EAGAIN && e !== Errno.EINTR) throw new SystemError(`flock ${path}`, e);
-    if (performance.now() >= deadline) return false;
+    if (performance.now() >= (typeof deadline === "number" ? deadline : deadline())) return false;
     sleep(RETRY_MS);
   }
   return true;
+}
+
+/**
+ * When the holder of the file open at `fd` took it, in ms since the epoch: its modification time, which
+ * every holder sets on acquiring ({@link markAcquired}). Throws SystemError.
+ */
+function heldSince(fd: number): number {
+  const st = new Uint8Array(256); // as in fileId
+  if (libc.fstat(fd, st) < 0) throw new SystemError(`fstat fd ${fd}`, errno());
+  const view = new DataView(st.buffer);
+  return Number(view.getBigInt64(ST_MTIM_OFFSET, true)) * 1000 +
+    Number(view.getBigInt64(ST_MTIM_OFFSET + 8, true)) / 1e6;
+}
+
+/**
+ * Records that the lock was taken now: a byte written sets the file's modification time, so that a waiting
+ * DEL measures the holder's time from here, not from its own start ({@link heldSince}). A runtime that kills
+ * each DEL after its own deadline, shorter than the IPAM time limit, still sees a later DEL kill the holder.
+ */
+function markAcquired(fd: number): void {
+  libc.pwrite(fd, new Uint8Array([0x0a]), 1n, 0n);
 }
 
 /** The names in directory `path` (without . and ..); [] when it cannot be read (e.g. a process that ended). */
@@ -161,6 +192,14 @@ function stillHeld(path: string, waitMs: number, killed: number[]): CniError {
   );
 }
 
+/**
+ * The moment (performance.now() scale) by which the current holder of the file at `fd` has held it for
+ * `waitMs` and {@link HOLD_GRACE_MS}.
+ */
+function holderDeadline(fd: number, waitMs: number): number {
+  return performance.now() + (heldSince(fd) + waitMs + HOLD_GRACE_MS - Date.now());
+}
+
 /** A held attachment lock. `fd` is the descriptor an IPAM child must inherit to hold it too. */
 export class AttachmentLock {
   readonly path: string;
@@ -196,7 +235,9 @@ export class AttachmentLock {
       const fd = libc.open(cString(path), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600);
       if (fd < 0) throw new SystemError(`open lock file ${path}`, errno());
       try {
-        if (!waitForLock(fd, path, deadline)) {
+        // DEL waits no longer than the holder may hold the lock from when it took it: repeated DELs converge.
+        const until = killHolders ? () => Math.min(deadline, holderDeadline(fd, waitMs)) : deadline;
+        if (!waitForLock(fd, path, until)) {
           if (!killHolders) throw stillHeld(path, waitMs, []);
           // Whoever holds it now has outlived the time any run of this attachment may take: most likely the
           // IPAM plugin of a killed ADD that hangs. DEL must be able to finish, so they go.
@@ -209,7 +250,10 @@ export class AttachmentLock {
         }
         // The holder before us may have removed the file: then this lock guards nothing, start over.
         const now = identityAt(path);
-        if (now !== null && sameFile(now, fileId(fd))) return new AttachmentLock(path, fd);
+        if (now !== null && sameFile(now, fileId(fd))) {
+          markAcquired(fd);
+          return new AttachmentLock(path, fd);
+        }
       } catch (e) {
         closeFd(fd);
         throw e;
@@ -240,13 +284,41 @@ export class AttachmentLock {
         }
         // As in acquire: a file its holder removed meanwhile guards nothing.
         const now = identityAt(path);
-        if (now !== null && sameFile(now, fileId(fd))) return new AttachmentLock(path, fd);
+        if (now !== null && sameFile(now, fileId(fd))) {
+          markAcquired(fd);
+          return new AttachmentLock(path, fd);
+        }
       } catch (e) {
         closeFd(fd);
         throw e;
       }
       closeFd(fd);
     }
+  }
+
+  /**
+   * Removes the lock files in `dir` (LOCK_DIR; tests use their own) that no one holds: those of runs that
+   * were killed, whose IPAM plugins have ended too. Each is taken without waiting and removed by its holder,
+   * as the protocol requires (a file held by another stays). Returns the names removed; a file that cannot
+   * be opened or removed is skipped.
+   */
+  static removeUnheld({ dir = LOCK_DIR }: { dir?: string } = {}): string[] {
+    const removed: string[] = [];
+    for (const name of listDir(dir)) {
+      if (!name.endsWith(".lock")) continue;
+      const path = `${dir}/${name}`;
+      const fd = libc.open(cString(path), O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0);
+      if (fd < 0) continue;
+      try {
+        // Held, it is checked to be still the file at the path: one its holder removed guards nothing.
+        if (!waitForLock(fd, path, 0)) continue;
+        const now = identityAt(path);
+        if (now !== null && sameFile(now, fileId(fd)) && libc.unlink(cString(path)) === 0) removed.push(name);
+      } finally {
+        closeFd(fd);
+      }
+    }
+    return removed;
   }
 
   /**

@@ -7,7 +7,7 @@
 import { Errno, openErrno } from "../ffi/libc.ts";
 import { AttachmentLock } from "../ffi/lock.ts";
 import { type LinkInfo, Netlink, NetlinkError } from "../ffi/netlink.ts";
-import { hostNetnsId, Netns, NetnsError, sameNetns, writeSysctl } from "../ffi/netns.ts";
+import { hostNetnsId, Netns, NetnsError, type NetnsId, sameNetns, writeSysctl } from "../ffi/netns.ts";
 import {
   type NetConf,
   parseDelConf,
@@ -27,6 +27,7 @@ import { CniError, ErrorCode } from "./errors.ts";
 import { Ipam, IpamNotFound } from "./ipam.ts";
 import { Logger } from "./log.ts";
 import { attachmentMark, type MarkFields, markFields, parseMark } from "./mark.ts";
+import { readRefusal, recordRefusal, type Refusal, removeRefusal, removeStaleRefusals } from "./refusal.ts";
 import { formatResult, limitToVersion, mergePrevResult, parseResult, type Result } from "./result.ts";
 import { applyIpConfig, checkIpConfig, isOperUp, planIpConfig } from "./ipconfig.ts";
 import { temporaryName } from "./temporary_name.ts";
@@ -60,6 +61,8 @@ interface Context {
   ipamFor: (containerId: string, ifname: string, lockFd: number) => Ipam | null;
   /** GC: `cni.dev/valid-attachments` of the config, null when the runtime sent none. */
   validAttachments: ValidAttachment[] | null;
+  /** DEL: the record of a refused ADD of this attachment (lib/refusal.ts), null when none. */
+  refusal: Refusal | null;
 }
 
 /** The basename of the running executable, which `ipam.type` must not name; undefined when unknown. */
@@ -129,6 +132,7 @@ export async function runVerb(inv: Invocation): Promise<unknown> {
       ipamFor: (containerId, ifname, lockFd) =>
         ipamWith({ CNI_CONTAINERID: containerId, CNI_IFNAME: ifname, CNI_NETNS: "" }, lockFd),
       validAttachments: env.command === "GC" ? parseValidAttachments(inv.decoded) : null,
+      refusal: null,
     };
     const verbs = { ADD: cmdAdd, DEL: cmdDel, CHECK: cmdCheck, GC: cmdGc, STATUS: cmdStatus } as const;
     const output = await verbs[env.command as keyof typeof verbs](ctx);
@@ -228,15 +232,39 @@ function marksThisAttachment(alias: string | null, ctx: Context): boolean {
 }
 
 /**
- * True when `link`, found by name, is this attachment's child. Every child is marked before it leaves
- * the host, so in the pod only the mark counts: another plugin's link of the same kind on the same master
- * (Go macvlan's eth0) is not ours. In the host, where only the temporary name is looked up, an unmarked
- * link of the driver's kind with `master` as parent is also ours: an ADD killed between create and mark.
- * `master` is null when DEL could not look it up (then only the mark counts).
+ * True when `alias` marks this attachment's child as DEL sees it: after a refused ADD of this attachment
+ * (a record exists), only the exact mark, since the link that ADD found may carry the mark of another
+ * network of this plugin with the same container id and ifname; else {@link marksThisAttachment}.
  */
-function isOurChild(link: LinkInfo, ctx: Context, master: LinkInfo | null, where: "host" | "pod"): boolean {
-  if (marksThisAttachment(link.alias, ctx)) return true;
-  return where === "host" && !link.alias && master !== null && ctx.driver.isChildOf(link, master);
+function marksOurs(alias: string | null, ctx: Context): boolean {
+  return ctx.refusal !== null ? alias === ctx.mark : marksThisAttachment(alias, ctx);
+}
+
+/** True when `link`, in namespace `netns`, is the one a refused ADD of this attachment found (lib/refusal.ts). */
+function refusedLink(link: LinkInfo, ctx: Context, netns: NetnsId): boolean {
+  return ctx.refusal !== null && link.index === ctx.refusal.ifindex && sameNetns(ctx.refusal.netns, netns);
+}
+
+/**
+ * True when `link`, found by name in namespace `netns`, is this attachment's child. The link a refused ADD
+ * recorded is another's, whatever it looks like. Otherwise the mark makes a link ours; so does, in the pod,
+ * being of the driver's kind with `master` as parent and no mark of this plugin at all (something in the
+ * pod overwrote the alias: another plugin's link of that kind under CNI_IFNAME made our ADD refuse and
+ * record it). In the host, where only the temporary name is looked up, an unmarked link of the driver's
+ * kind with `master` as parent is ours: an ADD killed between create and mark. `master` is null when DEL
+ * could not look it up (then only the mark counts).
+ */
+function isOurChild(
+  link: LinkInfo,
+  ctx: Context,
+  master: LinkInfo | null,
+  where: "host" | "pod",
+  netns: NetnsId,
+): boolean {
+  if (where === "pod" && refusedLink(link, ctx, netns)) return false;
+  if (marksOurs(link.alias, ctx)) return true;
+  if (master === null || !ctx.driver.isChildOf(link, master)) return false;
+  return where === "host" ? !link.alias : parseMark(link.alias) === null;
 }
 
 /** Describes a link for the log: name, kind and mark. */
@@ -254,10 +282,11 @@ function deleteOurLinkNamed(
   ctx: Context,
   master: LinkInfo | null,
   where: "host" | "pod",
+  netns: NetnsId,
 ): boolean {
   const link = nl.getLink(name);
   if (link === null) return false;
-  if (!isOurChild(link, ctx, master, where)) {
+  if (!isOurChild(link, ctx, master, where, netns)) {
     ctx.log.info(`left ${describeLink(link)} in the ${where}: not a child this attachment made`);
     return false;
   }
@@ -360,7 +389,10 @@ async function cmdAdd(ctx: Context): Promise<unknown> {
 
   // Created under a temporary name in the host namespace, then moved: CNI_IFNAME may exist on the host.
   const tmpName = await temporaryName(env.containerId, env.ifname);
-  if (deleteOurLinkNamed(host, tmpName, ctx, master, "host")) {
+  // Refused before anything is made; the link found is recorded, so that the DEL that follows leaves it.
+  const taken = podNl.getLink(env.ifname);
+  if (taken !== null) throw await ifnameTaken(ctx, pod, taken);
+  if (deleteOurLinkNamed(host, tmpName, ctx, master, "host", hostNetnsId())) {
     log.info(`removed ${tmpName}, left in the host by an interrupted ADD`);
   }
   const created = log.step(`create child ${tmpName}`, () => {
@@ -455,8 +487,32 @@ function writeSysctlChecked(key: string, value: string): void {
   }
 }
 
+/**
+ * The error of an ADD that finds CNI_IFNAME taken in the pod by `link`. Unless `link` is this attachment's
+ * own child, records it first (lib/refusal.ts): the runtime's DEL after the failed ADD must leave it, even
+ * when it looks like ours. A record that cannot be written is logged: ADD fails all the same.
+ */
+async function ifnameTaken(ctx: Context, pod: Netns, link: LinkInfo): Promise<CniError> {
+  const { env, log } = ctx;
+  if (link.alias !== ctx.mark) {
+    try {
+      await recordRefusal(env.containerId, env.ifname, { netns: pod.id(), ifindex: link.index });
+      log.info(`recorded ${describeLink(link)} as another's, for the DEL that follows`);
+    } catch (e) {
+      log.info(`cannot record ${describeLink(link)} as another's: ${e instanceof Error ? e.message : e}`);
+    }
+  }
+  return new CniError(
+    ErrorCode.InvalidEnvironment,
+    `interface "${env.ifname}" already exists in ${env.netns}`,
+    "CNI_IFNAME must be unique within the container's network namespace",
+  );
+}
+
 async function cmdDel(ctx: Context): Promise<null> {
   const { env, log } = ctx;
+  ctx.refusal = await readRefusal(env.containerId, env.ifname);
+  if (ctx.refusal !== null) log.info("ADD of this attachment was refused: its CNI_IFNAME link is another's");
   if (ctx.ipam !== null) {
     const ipam = ctx.ipam;
     try {
@@ -473,12 +529,16 @@ async function cmdDel(ctx: Context): Promise<null> {
   const master = ctx.conf.master === "" ? null : host.getLink(ctx.conf.master);
   // An ADD killed part-way may have left its child under the temporary name, in the host or in the pod.
   const tmpName = await temporaryName(env.containerId, env.ifname);
-  log.step(`delete ${tmpName} in the host`, () => deleteOurLinkNamed(host, tmpName, ctx, master, "host"));
+  log.step(
+    `delete ${tmpName} in the host`,
+    () => deleteOurLinkNamed(host, tmpName, ctx, master, "host", hostNetnsId()),
+  );
   deleteInPod(ctx, master, tmpName);
   // The kernel returns an IPoIB child to the host when the pod's namespace dies (netns_refund), under its
   // pod name or dev<ifindex>: the mark finds it under any name. Looked for also when the pod held our child:
   // an ADD retried after such a refund leaves the returned one behind.
-  log.step("delete marked child in the host", () => deleteMarkedInHost(host, ctx));
+  log.step("delete marked child in the host", () => deleteMarked(host, ctx, "host", hostNetnsId()));
+  await removeRefusal(env.containerId, env.ifname);
   return null;
 }
 
@@ -516,20 +576,29 @@ function deleteInPod(ctx: Context, master: LinkInfo | null, tmpName: string): vo
     log.info(`delete link: ${env.netns} is the host's network namespace; nothing of ours is there by name`);
     return;
   }
+  const podId = pod.id();
   log.step("delete link", () =>
     pod.run(() => {
       using nl = Netlink.open();
-      deleteOurLinkNamed(nl, env.ifname, ctx, master, "pod");
-      deleteOurLinkNamed(nl, tmpName, ctx, master, "pod");
+      deleteOurLinkNamed(nl, env.ifname, ctx, master, "pod", podId);
+      deleteOurLinkNamed(nl, tmpName, ctx, master, "pod", podId);
+      // Something in the pod may have renamed our child (ip link set net1 name ib0): the mark still finds it.
+      deleteMarked(nl, ctx, "pod", podId);
     }));
 }
 
-/** Deletes every link of the host namespace that carries this attachment's mark, under any name. */
-function deleteMarkedInHost(host: Netlink, ctx: Context): void {
-  for (const link of host.listLinks()) {
-    if (!marksThisAttachment(link.alias, ctx)) continue;
-    deleteLinkGone(host, link.index);
-    ctx.log.info(`deleted ${describeLink(link)}, returned to the host by the kernel`);
+/**
+ * Deletes every link of the socket's namespace that carries this attachment's mark, under any name: in the
+ * host, a child the kernel returned there; in the pod, one renamed there.
+ */
+function deleteMarked(nl: Netlink, ctx: Context, where: "host" | "pod", netns: NetnsId): void {
+  for (const link of nl.listLinks()) {
+    if (!marksOurs(link.alias, ctx) || (where === "pod" && refusedLink(link, ctx, netns))) continue;
+    deleteLinkGone(nl, link.index);
+    ctx.log.info(
+      `deleted ${describeLink(link)} in the ${where}` +
+        (where === "host" ? ", returned there by the kernel" : ", renamed there"),
+    );
   }
 }
 
@@ -678,9 +747,34 @@ async function cmdGc(ctx: Context): Promise<null> {
   // (netns_refund): those of this network whose attachment is no longer valid are collected here.
   const ipamGc = await ipamSupportsGcStatus(ctx);
   const failure = await collectReturnedChildren(ctx, ipamGc);
+  removeUnheldLocks(ctx.log);
+  removeStaleRecords(ctx.log);
   if (ipamGc) await forwardToIpam(ctx, "GC");
   if (failure !== null) throw failure;
   return null;
+}
+
+/**
+ * Removes the attachment lock files that no one holds: a run killed by its runtime cannot remove its own
+ * (ffi/lock.ts). A failure costs an inode on tmpfs only: logged, GC goes on.
+ */
+function removeUnheldLocks(log: Logger): void {
+  try {
+    const removed = AttachmentLock.removeUnheld();
+    if (removed.length > 0) log.info(`GC: removed ${removed.length} lock file(s) no run holds`);
+  } catch (e) {
+    log.info(`GC: lock files not swept: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/** Removes the records of refused ADDs (lib/refusal.ts) older than a day: a DEL that never came. */
+function removeStaleRecords(log: Logger): void {
+  try {
+    const removed = removeStaleRefusals();
+    if (removed > 0) log.info(`GC: removed ${removed} record(s) of refused ADDs older than a day`);
+  } catch (e) {
+    log.info(`GC: records of refused ADDs not swept: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 /**
@@ -688,7 +782,8 @@ async function cmdGc(ctx: Context): Promise<null> {
  * ifname) is not in `cni.dev/valid-attachments`, skipping any whose attachment lock is held (an ADD, DEL
  * or CHECK in flight, or its IPAM plugin). Without the list nothing is known to be stale: nothing is
  * deleted. When the IPAM plugin gets no GC (`ipamGc` false: it predates CNI 1.1.0), the lease of each
- * child deleted is released by the IPAM's DEL ({@link releaseLease}). Goes on past a failure, which it
+ * child is released by the IPAM's DEL ({@link releaseLease}) before the child is deleted, and a child
+ * whose release failed stays. Goes on past a failure, which it
  * returns (null when none) so that the IPAM still gets its GC.
  */
 async function collectReturnedChildren(ctx: Context, ipamGc: boolean): Promise<CniError | null> {
@@ -719,8 +814,10 @@ async function collectReturnedChildren(ctx: Context, ipamGc: boolean): Promise<C
       // Looked up again under the lock: the link seen in the listing may have gone or been reused since.
       const now = host.getLink(link.index);
       if (now !== null && now.alias === link.alias) {
-        log.step(`GC: delete ${describeLink(now)}`, () => deleteLinkGone(host, now.index));
+        // The lease first: the child's mark is its only record, so a release that fails (or a GC killed
+        // meanwhile) keeps the child, and the next GC tries again.
         if (!ipamGc) await releaseLease(ctx, mark, lock.fd);
+        log.step(`GC: delete ${describeLink(now)}`, () => deleteLinkGone(host, now.index));
       }
     } catch (e) {
       failure ??= e instanceof CniError ? e : new CniError(ErrorCode.Internal, String(e));

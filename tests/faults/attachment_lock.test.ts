@@ -166,3 +166,38 @@ Deno.test("DEL after an ADD killed while its IPAM plugin hangs: the orphan is ki
     assertEquals(f.leases.leases(), []);
   });
 });
+
+Deno.test("DELs each killed before ipamTimeout while a killed ADD's IPAM plugin hangs: a later one kills it and succeeds", async () => {
+  await withFixture(async (f) => {
+    const pidFile = await f.ipams.add("hang-ipam", "hang"); // ADD never answers, allocates nothing
+    // Scaled down: ipamTimeout 3 s, the runtime kills ADD after 1 s and each DEL after 2 s.
+    const c = JSON.stringify(
+      netConf(f, hostLocal(f, "10.124.19.0/24", { type: "hang-ipam" }), { ipamTimeout: 3 }),
+    );
+    const env = (command: string) => cniEnv(f, command, { FAULT_DIR: f.scratch });
+    const add = startPlugin(FAULTY, env("ADD"), c);
+    await waitForFile(pidFile);
+    const orphan = (await Deno.readTextFile(pidFile)).trim();
+    await sleep(1000); // the runtime's deadline for ADD
+    add.kill();
+    assertEquals((await add.done).code, 137);
+    // Each DEL waited ipamTimeout from its own start before: killed at 2 s, none ever reached it.
+    let succeeded: PluginRun | null = null;
+    for (let attempt = 0; attempt < 4 && succeeded === null; attempt++) {
+      const del = startPlugin(FAULTY, env("DEL"), c);
+      const timer = setTimeout(() => {
+        try {
+          del.kill();
+        } catch { /* ended already */ }
+      }, 2000);
+      const r = await del.done;
+      clearTimeout(timer);
+      if (r.code === 0) succeeded = r;
+    }
+    assert(succeeded !== null, "no DEL succeeded: each waited for the orphan from its own start");
+    assertEquals(succeeded!.stdout, "");
+    await Deno.writeTextFile(`${f.scratch}/orphan`, orphan);
+    await assertIpamGroupGone(`${f.scratch}/orphan`);
+    assert(!exists(`${LOCK_DIR}/${await lockFileName(`ctr-${f.pod.name}`, "ib1")}`), "lock file left");
+  });
+});
