@@ -231,12 +231,15 @@ export class AttachmentLock {
     const path = `${dir}/${await lockFileName(containerId, ifname)}`;
     makeLockDir(dir);
     const deadline = performance.now() + waitMs;
+    const killCap = performance.now() + 2 * waitMs + HOLD_GRACE_MS;
     for (;;) {
       const fd = libc.open(cString(path), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600);
       if (fd < 0) throw new SystemError(`open lock file ${path}`, errno());
       try {
-        // DEL waits no longer than the holder may hold the lock from when it took it: repeated DELs converge.
-        const until = killHolders ? () => Math.min(deadline, holderDeadline(fd, waitMs)) : deadline;
+        // DEL waits until the current holder has held the lock for longer than any run may (measured from when
+        // it took it, so repeated DELs converge and a new holder starts its own time), and at most twice that
+        // from its own start (holders that keep changing).
+        const until = killHolders ? () => Math.min(killCap, holderDeadline(fd, waitMs)) : deadline;
         if (!waitForLock(fd, path, until)) {
           if (!killHolders) throw stillHeld(path, waitMs, []);
           // Whoever holds it now has outlived the time any run of this attachment may take: most likely the

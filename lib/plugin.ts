@@ -232,12 +232,15 @@ function marksThisAttachment(alias: string | null, ctx: Context): boolean {
 }
 
 /**
- * True when `alias` marks this attachment's child as DEL sees it: after a refused ADD of this attachment
- * (a record exists), only the exact mark, since the link that ADD found may carry the mark of another
- * network of this plugin with the same container id and ifname; else {@link marksThisAttachment}.
+ * True when `alias` marks this attachment's child as DEL sees it in `where`. This network's exact mark always
+ * does: a refused ADD never records a link that carries it. Any network's mark of this container id and
+ * ifname does too ({@link marksThisAttachment}: a network renamed since ADD), except in the host after a
+ * refused ADD of this attachment (a record exists): a child returned there may then be the other network's
+ * that the refused ADD found, and nothing there tells which.
  */
-function marksOurs(alias: string | null, ctx: Context): boolean {
-  return ctx.refusal !== null ? alias === ctx.mark : marksThisAttachment(alias, ctx);
+function marksOurs(alias: string | null, ctx: Context, where: "host" | "pod"): boolean {
+  if (alias !== null && alias === ctx.mark) return true;
+  return (where === "pod" || ctx.refusal === null) && marksThisAttachment(alias, ctx);
 }
 
 /** True when `link`, in namespace `netns`, is the one a refused ADD of this attachment found (lib/refusal.ts). */
@@ -261,8 +264,9 @@ function isOurChild(
   where: "host" | "pod",
   netns: NetnsId,
 ): boolean {
+  if (link.alias !== null && link.alias === ctx.mark) return true;
   if (where === "pod" && refusedLink(link, ctx, netns)) return false;
-  if (marksOurs(link.alias, ctx)) return true;
+  if (marksOurs(link.alias, ctx, where)) return true;
   if (master === null || !ctx.driver.isChildOf(link, master)) return false;
   return where === "host" ? !link.alias : parseMark(link.alias) === null;
 }
@@ -392,6 +396,7 @@ async function cmdAdd(ctx: Context): Promise<unknown> {
   // Refused before anything is made; the link found is recorded, so that the DEL that follows leaves it.
   const taken = podNl.getLink(env.ifname);
   if (taken !== null) throw await ifnameTaken(ctx, pod, taken);
+  await forgetRefusal(ctx); // CNI_IFNAME is free now: a record of an earlier refusal names nothing of this ADD
   if (deleteOurLinkNamed(host, tmpName, ctx, master, "host", hostNetnsId())) {
     log.info(`removed ${tmpName}, left in the host by an interrupted ADD`);
   }
@@ -509,6 +514,19 @@ async function ifnameTaken(ctx: Context, pod: Netns, link: LinkInfo): Promise<Cn
   );
 }
 
+/**
+ * Removes a record of an earlier refused ADD of this attachment (lib/refusal.ts) once CNI_IFNAME is free:
+ * its link is gone, and a record left behind (its DEL never came) would hold a later DEL to the exact mark.
+ * A record that cannot be removed is logged; ADD goes on.
+ */
+async function forgetRefusal(ctx: Context): Promise<void> {
+  try {
+    await removeRefusal(ctx.env.containerId, ctx.env.ifname);
+  } catch (e) {
+    ctx.log.info(`cannot remove the record of a refused ADD: ${e instanceof Error ? e.message : e}`);
+  }
+}
+
 async function cmdDel(ctx: Context): Promise<null> {
   const { env, log } = ctx;
   ctx.refusal = await readRefusal(env.containerId, env.ifname);
@@ -593,7 +611,12 @@ function deleteInPod(ctx: Context, master: LinkInfo | null, tmpName: string): vo
  */
 function deleteMarked(nl: Netlink, ctx: Context, where: "host" | "pod", netns: NetnsId): void {
   for (const link of nl.listLinks()) {
-    if (!marksOurs(link.alias, ctx) || (where === "pod" && refusedLink(link, ctx, netns))) continue;
+    const exact = link.alias !== null && link.alias === ctx.mark;
+    if (
+      !exact && (!marksOurs(link.alias, ctx, where) || (where === "pod" && refusedLink(link, ctx, netns)))
+    ) {
+      continue;
+    }
     deleteLinkGone(nl, link.index);
     ctx.log.info(
       `deleted ${describeLink(link)} in the ${where}` +

@@ -10,7 +10,15 @@ import { type PluginRun, runPlugin, startPlugin } from "../../support/run.ts";
 import { addresses } from "../../support/net.ts";
 import { exists } from "../../support/fs.ts";
 import { LOCK_DIR, lockFileName } from "../../support/locks.ts";
-import { assertIpamGroupGone, FAULTY, type Fixture, netConf, waitForFile, withFixture } from "./harness.ts";
+import {
+  assertDelSucceeds,
+  assertIpamGroupGone,
+  FAULTY,
+  type Fixture,
+  netConf,
+  waitForFile,
+  withFixture,
+} from "./harness.ts";
 import { cniEnv, hostLocal, type Json, podLinks } from "../../support/fixture.ts";
 
 const KILL_POINTS = 100;
@@ -199,5 +207,36 @@ Deno.test("DELs each killed before ipamTimeout while a killed ADD's IPAM plugin 
     await Deno.writeTextFile(`${f.scratch}/orphan`, orphan);
     await assertIpamGroupGone(`${f.scratch}/orphan`);
     assert(!exists(`${LOCK_DIR}/${await lockFileName(`ctr-${f.pod.name}`, "ib1")}`), "lock file left");
+  });
+});
+
+Deno.test("a DEL waiting on a lock that changes hands gives the new holder its full ipamTimeout", async () => {
+  await withFixture(async (f) => {
+    // The first ADD's IPAM plugin answers "try again" after 2.5 s; the second ADD's allocates after 2.5 s.
+    await f.ipams.addScript(
+      "turn-ipam",
+      [
+        '[ "$CNI_COMMAND" = ADD ] || exec "$GO_CNI/host-local"',
+        "sleep 2.5",
+        'if [ ! -e "$FAULT_DIR/first" ]; then : > "$FAULT_DIR/first"',
+        `  echo '{"cniVersion":"1.0.0","code":11,"msg":"busy, try again"}'; exit 1; fi`,
+        'exec "$GO_CNI/host-local"',
+      ].join("\n"),
+    );
+    const conf = netConf(f, hostLocal(f, "10.124.21.0/24", { type: "turn-ipam" }), { ipamTimeout: 3 });
+    const c = JSON.stringify(conf);
+    const env = (command: string) => cniEnv(f, command, { FAULT_DIR: f.scratch });
+    const first = startPlugin(FAULTY, env("ADD"), c);
+    await sleep(300);
+    const del = startPlugin(FAULTY, env("DEL"), c);
+    await sleep(500);
+    // Whichever of the two waiters takes the lock when the first ADD ends, the other must wait for it.
+    const second = startPlugin(FAULTY, env("ADD"), c);
+    const [r1, r2, rd] = [await first.done, await second.done, await del.done];
+    assertEquals(r1.code, 1, r1.stdout);
+    // Before, DEL counted ipamTimeout from its own start and killed whichever ADD held the lock by then.
+    assertEquals(r2.code, 0, `the second ADD was killed or failed: ${r2.code} ${r2.stdout} ${r2.stderr}`);
+    assertEquals(rd.code, 0, rd.stdout + rd.stderr);
+    await assertDelSucceeds(f, conf, { FAULT_DIR: f.scratch });
   });
 });

@@ -705,6 +705,31 @@ Deno.test("DEL of network A after A's ADD was refused over network B's child (sa
   });
 });
 
+Deno.test("network A's own child survives no refusal: B's refused ADD over it, or a stale record of A's own, never keeps A's DEL from deleting it", async () => {
+  await withWorld(async (w) => {
+    const confB = conf(w, { name: `${w.network}-b`, ipam: hostLocal(w, "10.131.1.0/24") });
+    // A attached; B (same container id and ifname) refused over A's child, recording it; then A's DEL.
+    await add(w);
+    const refusedB = await run(w, "ADD", {}, confB);
+    assertEquals((refusedB.json as Json).code, 4, refusedB.stdout);
+    await del(w);
+    assertEquals((await links(w.pod.name)).filter((l) => l.ifname === w.ifname), [], "A's child was left");
+    assertEquals(w.leases.leases(), []);
+    // A refused over a foreign link (a record), the foreign link goes, A attaches: the record is stale, and
+    // A's DEL, even under a renamed network, deletes A's child.
+    await sh("ip", "-n", w.pod.name, "link", "add", w.ifname, "type", "veth", "peer", "name", `${w.ifname}p`);
+    const refusedA = await run(w, "ADD");
+    assertEquals((refusedA.json as Json).code, 4, refusedA.stdout);
+    await sh("ip", "-n", w.pod.name, "link", "del", w.ifname);
+    await add(w);
+    const renamed = await run(w, "DEL", {}, conf(w, { name: `${w.network}-renamed` }));
+    assertEquals(renamed.code, 0, renamed.stdout + renamed.stderr);
+    assertEquals((await links(w.pod.name)).filter((l) => l.ifname === w.ifname), [], "A's child was left");
+    await del(w); // the lease is under A's name (host-local keys it so)
+    assertEquals(w.leases.leases(), []);
+  });
+});
+
 Deno.test("GC removes records of refused ADDs older than a day, keeps newer ones", async () => {
   await withWorld(async (w) => {
     const dir = "/run/ipoib-cni/foreign";
