@@ -15,7 +15,7 @@
  */
 
 import { CniError, ErrorCode } from "../lib/errors.ts";
-import { markFields, parseMark } from "../lib/mark.ts";
+import { attachmentKey, markFields, parseMark } from "../lib/mark.ts";
 import {
   closeFd,
   cString,
@@ -54,14 +54,11 @@ const ST_MTIM_OFFSET = 88;
 const DIRENT_NAME_OFFSET = 19;
 
 /**
- * The file name of an attachment's lock: a hash of its container id and ifname as a mark (lib/mark.ts)
- * holds them, so no id or name can form a path, and a GC that finds a marked child knows its lock from the
- * mark alone. Not of the network's name: a DEL sent after the network was renamed must still wait for an
- * ADD of the same attachment (a pod holds one attachment per ifname).
+ * The file name of an attachment's lock: its key (lib/mark.ts), so that a GC that finds a marked child knows
+ * its lock from the mark alone, and a DEL sent after the network was renamed waits for the ADD's.
  */
 async function lockFileName(containerId: string, ifname: string): Promise<string> {
-  const f = await markFields("-", containerId, ifname);
-  return await lockFileNameOfFields(f.containerId, f.ifname);
+  return `${await attachmentKey(await markFields("-", containerId, ifname))}.lock`;
 }
 
 /**
@@ -73,14 +70,7 @@ async function lockFileNameOfMark(mark: string): Promise<string> {
   if (f === null) {
     throw new CniError(ErrorCode.Internal, `not a mark of this plugin: ${JSON.stringify(mark)}`);
   }
-  return await lockFileNameOfFields(f.containerId, f.ifname);
-}
-
-/** The hash of the encoded fields: neither holds a space, so joining with one keeps ("a","bc") from ("ab","c"). */
-async function lockFileNameOfFields(containerId: string, ifname: string): Promise<string> {
-  const key = new TextEncoder().encode(`${containerId} ${ifname}`);
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", key));
-  return `${Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("")}.lock`;
+  return `${await attachmentKey(f)}.lock`;
 }
 
 /** Creates the lock directory (mode 0700) when missing; code 5 when it cannot. */
@@ -229,40 +219,24 @@ export class AttachmentLock {
     } = {},
   ): Promise<AttachmentLock> {
     const path = `${dir}/${await lockFileName(containerId, ifname)}`;
-    makeLockDir(dir);
     const deadline = performance.now() + waitMs;
     const killCap = performance.now() + 2 * waitMs + HOLD_GRACE_MS;
-    for (;;) {
-      const fd = libc.open(cString(path), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600);
-      if (fd < 0) throw new SystemError(`open lock file ${path}`, errno());
-      try {
-        // DEL waits until the current holder has held the lock for longer than any run may (measured from when
-        // it took it, so repeated DELs converge and a new holder starts its own time), and at most twice that
-        // from its own start (holders that keep changing).
-        const until = killHolders ? () => Math.min(killCap, holderDeadline(fd, waitMs)) : deadline;
-        if (!waitForLock(fd, path, until)) {
-          if (!killHolders) throw stillHeld(path, waitMs, []);
-          // Whoever holds it now has outlived the time any run of this attachment may take: most likely the
-          // IPAM plugin of a killed ADD that hangs. DEL must be able to finish, so they go.
-          const killed = processesHolding(fileId(fd));
-          for (const pid of killed) libc.kill(pid, SIGKILL);
-          if (!waitForLock(fd, path, performance.now() + KILL_GRACE_MS)) {
-            throw stillHeld(path, waitMs, killed);
-          }
-          onKilled?.(killed);
-        }
-        // The holder before us may have removed the file: then this lock guards nothing, start over.
-        const now = identityAt(path);
-        if (now !== null && sameFile(now, fileId(fd))) {
-          markAcquired(fd);
-          return new AttachmentLock(path, fd);
-        }
-      } catch (e) {
-        closeFd(fd);
-        throw e;
-      }
-      closeFd(fd);
-    }
+    const held = AttachmentLock.#take(path, dir, (fd) => {
+      // DEL waits until the current holder has held the lock for longer than any run may (measured from when
+      // it took it, so repeated DELs converge and a new holder starts its own time), and at most twice that
+      // from its own start (holders that keep changing).
+      const until = killHolders ? () => Math.min(killCap, holderDeadline(fd, waitMs)) : deadline;
+      if (waitForLock(fd, path, until)) return true;
+      if (!killHolders) throw stillHeld(path, waitMs, []);
+      // Whoever holds it now has outlived the time any run of this attachment may take: most likely the
+      // IPAM plugin of a killed ADD that hangs. DEL must be able to finish, so they go.
+      const killed = processesHolding(fileId(fd));
+      for (const pid of killed) libc.kill(pid, SIGKILL);
+      if (!waitForLock(fd, path, performance.now() + KILL_GRACE_MS)) throw stillHeld(path, waitMs, killed);
+      onKilled?.(killed);
+      return true;
+    });
+    return held!; // this `lock` holds or throws: never null
   }
 
   /**
@@ -276,16 +250,24 @@ export class AttachmentLock {
     { dir = LOCK_DIR }: { dir?: string } = {},
   ): Promise<AttachmentLock | null> {
     const path = `${dir}/${await lockFileNameOfMark(mark)}`;
+    return AttachmentLock.#take(path, dir, (fd) => waitForLock(fd, path, 0));
+  }
+
+  /**
+   * Opens (creating) the lock file at `path` in `dir` and takes it with `lock`, which waits as its caller
+   * may and answers whether it holds it: the held lock, or null when `lock` gave up. The holder before may
+   * have removed the file meanwhile: a lock on a file no longer at the path guards nothing, so it starts over.
+   */
+  static #take(path: string, dir: string, lock: (fd: number) => boolean): AttachmentLock | null {
     makeLockDir(dir);
     for (;;) {
       const fd = libc.open(cString(path), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600);
       if (fd < 0) throw new SystemError(`open lock file ${path}`, errno());
       try {
-        if (!waitForLock(fd, path, 0)) {
+        if (!lock(fd)) {
           closeFd(fd);
           return null;
         }
-        // As in acquire: a file its holder removed meanwhile guards nothing.
         const now = identityAt(path);
         if (now !== null && sameFile(now, fileId(fd))) {
           markAcquired(fd);

@@ -34,11 +34,16 @@ export interface MarkFields {
   ifname: string;
 }
 
+/** The first 16 bytes of the SHA-256 of `text`, in lower-case hex. */
+async function hash128(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest, 0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** One field as the mark holds it: the value itself when short and plain, else `#` and its hash. */
 async function encodeMarkField(value: string, limit: number): Promise<string> {
   if (value.length <= limit && LITERAL.test(value)) return value;
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value));
-  return "#" + Array.from(new Uint8Array(digest, 0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
+  return "#" + await hash128(value);
 }
 
 /** The fields of the attachment (network name, container id, ifname) as a mark holds them. */
@@ -54,6 +59,17 @@ export async function markFields(network: string, containerId: string, ifname: s
 export async function attachmentMark(network: string, containerId: string, ifname: string): Promise<string> {
   const f = await markFields(network, containerId, ifname);
   return `${MARK_PREFIX} ${f.network} ${f.containerId} ${f.ifname}`;
+}
+
+/**
+ * The key of an attachment (container id and ifname, as a mark holds them: `fields` from {@link markFields}
+ * or {@link parseMark}) for the files kept per attachment (lock files, records of refusal): 32 hex digits,
+ * so no id or name can form a path. Not of the network's name: a pod holds one attachment per ifname, and a
+ * DEL sent after the network was renamed must find the same files. Neither field holds a space, so joining
+ * with one keeps ("a", "bc") apart from ("ab", "c").
+ */
+export async function attachmentKey(fields: { containerId: string; ifname: string }): Promise<string> {
+  return await hash128(`${fields.containerId} ${fields.ifname}`);
 }
 
 /** The fields of `alias` when it is a mark of this format, else null (no alias, or someone else's). */

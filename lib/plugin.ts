@@ -232,15 +232,17 @@ function marksThisAttachment(alias: string | null, ctx: Context): boolean {
 }
 
 /**
- * True when `alias` marks this attachment's child as DEL sees it in `where`. This network's exact mark always
- * does: a refused ADD never records a link that carries it. Any network's mark of this container id and
- * ifname does too ({@link marksThisAttachment}: a network renamed since ADD), except in the host after a
- * refused ADD of this attachment (a record exists): a child returned there may then be the other network's
- * that the refused ADD found, and nothing there tells which.
+ * True when `link`, in namespace `netns` (the `where` one), carries this attachment's mark as DEL sees it.
+ * This network's exact mark always does: a refused ADD never records a link that carries it. Any network's
+ * mark of this container id and ifname does too ({@link marksThisAttachment}: a network renamed since ADD),
+ * except on the link a refused ADD of this attachment recorded in the pod, and in the host while such a
+ * record exists: a child returned there may then be the other network's that the refused ADD found, and
+ * nothing there tells which.
  */
-function marksOurs(alias: string | null, ctx: Context, where: "host" | "pod"): boolean {
-  if (alias !== null && alias === ctx.mark) return true;
-  return (where === "pod" || ctx.refusal === null) && marksThisAttachment(alias, ctx);
+function carriesOurMark(link: LinkInfo, ctx: Context, where: "host" | "pod", netns: NetnsId): boolean {
+  if (link.alias !== null && link.alias === ctx.mark) return true;
+  if (where === "pod" ? refusedLink(link, ctx, netns) : ctx.refusal !== null) return false;
+  return marksThisAttachment(link.alias, ctx);
 }
 
 /** True when `link`, in namespace `netns`, is the one a refused ADD of this attachment found (lib/refusal.ts). */
@@ -264,9 +266,8 @@ function isOurChild(
   where: "host" | "pod",
   netns: NetnsId,
 ): boolean {
-  if (link.alias !== null && link.alias === ctx.mark) return true;
+  if (carriesOurMark(link, ctx, where, netns)) return true;
   if (where === "pod" && refusedLink(link, ctx, netns)) return false;
-  if (marksOurs(link.alias, ctx, where)) return true;
   if (master === null || !ctx.driver.isChildOf(link, master)) return false;
   return where === "host" ? !link.alias : parseMark(link.alias) === null;
 }
@@ -515,9 +516,9 @@ async function ifnameTaken(ctx: Context, pod: Netns, link: LinkInfo): Promise<Cn
 }
 
 /**
- * Removes a record of an earlier refused ADD of this attachment (lib/refusal.ts) once CNI_IFNAME is free:
- * its link is gone, and a record left behind (its DEL never came) would hold a later DEL to the exact mark.
- * A record that cannot be removed is logged; ADD goes on.
+ * Removes the record of a refused ADD of this attachment (lib/refusal.ts): at the end of DEL, which it served,
+ * and in an ADD that found CNI_IFNAME free (the recorded link is gone; a record left by a DEL that never came
+ * would hold a later DEL to the exact mark). One that cannot be removed is logged: the verb goes on.
  */
 async function forgetRefusal(ctx: Context): Promise<void> {
   try {
@@ -556,7 +557,7 @@ async function cmdDel(ctx: Context): Promise<null> {
   // pod name or dev<ifindex>: the mark finds it under any name. Looked for also when the pod held our child:
   // an ADD retried after such a refund leaves the returned one behind.
   log.step("delete marked child in the host", () => deleteMarked(host, ctx, "host", hostNetnsId()));
-  await removeRefusal(env.containerId, env.ifname);
+  await forgetRefusal(ctx);
   return null;
 }
 
@@ -611,12 +612,7 @@ function deleteInPod(ctx: Context, master: LinkInfo | null, tmpName: string): vo
  */
 function deleteMarked(nl: Netlink, ctx: Context, where: "host" | "pod", netns: NetnsId): void {
   for (const link of nl.listLinks()) {
-    const exact = link.alias !== null && link.alias === ctx.mark;
-    if (
-      !exact && (!marksOurs(link.alias, ctx, where) || (where === "pod" && refusedLink(link, ctx, netns)))
-    ) {
-      continue;
-    }
+    if (!carriesOurMark(link, ctx, where, netns)) continue;
     deleteLinkGone(nl, link.index);
     ctx.log.info(
       `deleted ${describeLink(link)} in the ${where}` +

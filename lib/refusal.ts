@@ -11,7 +11,7 @@
  */
 
 import type { FileId } from "../ffi/libc.ts";
-import { markFields } from "./mark.ts";
+import { attachmentKey, markFields } from "./mark.ts";
 
 /** Where the records live. */
 export const REFUSAL_DIR = "/run/ipoib-cni/foreign";
@@ -25,13 +25,9 @@ export interface Refusal {
   ifindex: number;
 }
 
-/** The record's file name: a hash of the container id and ifname as a mark holds them. */
+/** The record's file name: the attachment's key (lib/mark.ts), as the lock file's is (ffi/lock.ts). */
 async function recordPath(containerId: string, ifname: string, dir: string): Promise<string> {
-  const f = await markFields("-", containerId, ifname);
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${f.containerId} ${f.ifname}`)),
-  );
-  return `${dir}/${Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return `${dir}/${await attachmentKey(await markFields("-", containerId, ifname))}`;
 }
 
 /**
